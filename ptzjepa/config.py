@@ -1,0 +1,489 @@
+"""Every setting of a node, as attrs classes, loaded from profiles/*.yaml with cattrs.
+
+A profile may `extends:` another one; `--set a.b=value` overrides any key after that. Values are
+checked when loaded: a typo'd key, a wrong type or an out-of-range value stops with one line that
+names the key (ConfigError, exit code 2). Secrets are never settings: a setting only names the
+environment variable or file that holds one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+import yaml
+from attrs.validators import and_, ge, gt, in_, le
+
+from ptzjepa.camera.base import PTZ, AxisRange, PTZLimits
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+
+class ConfigError(ValueError):
+    """Bad configuration: the message is one line naming the key or file and what was expected."""
+
+
+def _pair(lo_ok: float | None = None):
+    """Validator for a [low, high] list of two numbers with low <= high."""
+
+    def check(instance: Any, attribute: attrs.Attribute, value: list[float]) -> None:
+        if len(value) != 2 or value[0] > value[1]:
+            raise ValueError(f"'{attribute.name}' must be [low, high] with low <= high: {value}")
+        if lo_ok is not None and value[0] < lo_ok:
+            raise ValueError(f"'{attribute.name}' must be values >= {lo_ok}: {value}")
+
+    return check
+
+
+def _nonempty(instance: Any, attribute: attrs.Attribute, value: list) -> None:
+    if len(value) == 0:
+        raise ValueError(f"'{attribute.name}' must be a list of at least one value: {value}")
+
+
+# --- camera and simulator -------------------------------------------------------------------
+
+
+@attrs.frozen
+class LimitsConfig:
+    pan_min: float = 0.0
+    pan_max: float = 360.0
+    pan_wraps: bool = True
+    tilt_min: float = -20.0
+    tilt_max: float = 90.0
+    zoom_min: float = attrs.field(default=1.0, validator=gt(0))
+    zoom_max: float = 32.0
+
+    def to_limits(self) -> PTZLimits:
+        return PTZLimits(
+            pan=AxisRange(self.pan_min, self.pan_max, wraps=self.pan_wraps),
+            tilt=AxisRange(self.tilt_min, self.tilt_max),
+            zoom=AxisRange(self.zoom_min, self.zoom_max),
+        )
+
+
+@attrs.frozen
+class CameraConfig:
+    """Which camera drives the node. The password is read from `password_env` or `password_file`."""
+
+    kind: Literal["sim", "hanwha", "axis", "onvif"] = "sim"
+    url: str = ""
+    username: str = ""
+    password_env: str = "PTZJEPA_CAMERA_PASSWORD"
+    password_file: str = ""
+    timeout_s: float = attrs.field(default=5.0, validator=gt(0))
+    retries: int = attrs.field(default=3, validator=ge(0))
+    move_timeout_s: float = attrs.field(default=20.0, validator=gt(0))
+    poll_interval_s: float = attrs.field(default=0.2, validator=gt(0))
+    position_tolerance: float = attrs.field(default=0.5, validator=gt(0))
+    onvif_profile: str = ""
+    limits: LimitsConfig = LimitsConfig()
+
+    def password(self) -> str:
+        """The camera password, from the environment or the secrets file; '' if neither is set."""
+        return read_secret(self.password_env, self.password_file)
+
+
+@attrs.frozen
+class SimConfig:
+    """The panorama simulator. Sim time advances by `seconds_per_step` per move, so the scene drifts."""
+
+    panorama: str = ""
+    seed: int = 0
+    width: int = attrs.field(default=640, validator=ge(8))
+    height: int = attrs.field(default=360, validator=ge(8))
+    hfov_deg: float = attrs.field(default=60.0, validator=and_(gt(0), le(170)))
+    scene_width: int = attrs.field(default=4096, validator=ge(64))
+    move_latency_s: float = attrs.field(default=0.0, validator=ge(0))
+    noise_std: float = attrs.field(default=0.0, validator=ge(0))
+    seconds_per_step: float = attrs.field(default=60.0, validator=ge(0))
+
+
+# --- data collection ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CaptureConfig:
+    """The original's random protocol: `iterations` random starts, `movements` random moves each."""
+
+    iterations: int = attrs.field(default=10, validator=ge(1))
+    movements: int = attrs.field(default=10, validator=ge(0))
+    # The original drew from {-5,-1,-0.1,0,0.1,1,5} and doubled pan/tilt; the doubling is folded in.
+    pan_steps: list[float] = attrs.field(
+        factory=lambda: [-10.0, -2.0, -0.2, 0.0, 0.2, 2.0, 10.0], validator=_nonempty
+    )
+    tilt_steps: list[float] = attrs.field(
+        factory=lambda: [-10.0, -2.0, -0.2, 0.0, 0.2, 2.0, 10.0], validator=_nonempty
+    )
+    zoom_steps: list[float] = attrs.field(
+        factory=lambda: [-0.2, -0.1, 0.0, 0.1, 0.2], validator=_nonempty
+    )
+    start_zoom: list[float] = attrs.field(factory=lambda: [1.0, 1.0], validator=_pair(0))
+    grab_retries: int = attrs.field(default=3, validator=ge(1))
+    seed: int = 0
+
+
+@attrs.frozen
+class Action:
+    """One discrete move of the agent, in degrees and zoom factor before modulation."""
+
+    name: str
+    pan: float = 0.0
+    tilt: float = 0.0
+    zoom: float = 0.0
+
+    def delta(self) -> PTZ:
+        return PTZ(self.pan, self.tilt, self.zoom)
+
+
+def default_actions() -> list[Action]:
+    """The original's 21 actions: noop, short, long and jump moves, zoom in and out."""
+    a = Action
+    return [
+        a("noop"),
+        a("short_left", pan=-0.1), a("short_right", pan=0.1),
+        a("short_up", tilt=0.1), a("short_down", tilt=-0.1),
+        a("short_up_left", -0.1, 0.1), a("short_up_right", 0.1, 0.1),
+        a("short_down_left", -0.1, -0.1), a("short_down_right", 0.1, -0.1),
+        a("short_zoom_in", zoom=0.1), a("short_zoom_out", zoom=-0.1),
+        a("long_left", pan=-1.0), a("long_right", pan=1.0),
+        a("long_up", tilt=1.0), a("long_down", tilt=-1.0),
+        a("long_zoom_in", zoom=0.2), a("long_zoom_out", zoom=-0.2),
+        a("jump_left", pan=-5.0), a("jump_right", pan=5.0),
+        a("jump_up", tilt=3.0), a("jump_down", tilt=-3.0),
+    ]  # fmt: skip
+
+
+@attrs.frozen
+class Modulation:
+    """Scale applied to an action's deltas when the camera executes it."""
+
+    pan: float = 2.0
+    tilt: float = 2.0
+    zoom: float = 1.0
+
+
+@attrs.frozen
+class NavigateConfig:
+    iterations: int = attrs.field(default=10, validator=ge(1))
+    movements: int = attrs.field(default=10, validator=ge(1))
+    # Probability of sampling from softmax(Q) instead of taking the argmax (the original: 0.2).
+    exploration: float = attrs.field(default=0.2, validator=and_(ge(0), le(1)))
+    modulation: Modulation = Modulation()
+    seed: int = 0
+
+
+@attrs.frozen
+class StorageConfig:
+    """Where everything is kept (any fsspec URL) and how much of it."""
+
+    data: str = "./runs/sim"
+    keep_images: bool = True
+    track_positions: bool = True
+    track_all: bool = True
+    max_frames: int = attrs.field(default=0, validator=ge(0))  # 0: keep all
+    max_bytes: int = attrs.field(default=0, validator=ge(0))  # 0: no byte budget
+    keep_checkpoints: int = attrs.field(default=2, validator=ge(1))
+    jpeg_quality: int = attrs.field(default=90, validator=and_(ge(10), le(100)))
+
+
+# --- learning -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ViTConfig:
+    width: int = attrs.field(default=192, validator=ge(8))
+    depth: int = attrs.field(default=12, validator=ge(1))
+    heads: int = attrs.field(default=3, validator=ge(1))
+    mlp_ratio: float = attrs.field(default=4.0, validator=gt(0))
+
+
+@attrs.frozen
+class MaskConfig:
+    """I-JEPA multi-block masks, used only in the `train` (pretraining) mode."""
+
+    enc_mask_scale: list[float] = attrs.field(factory=lambda: [0.85, 1.0], validator=_pair(0))
+    pred_mask_scale: list[float] = attrs.field(factory=lambda: [0.15, 0.2], validator=_pair(0))
+    aspect_ratio: list[float] = attrs.field(factory=lambda: [0.75, 1.5], validator=_pair(0))
+    num_enc_masks: int = attrs.field(default=1, validator=ge(1))
+    num_pred_masks: int = attrs.field(default=4, validator=ge(1))
+    min_keep: int = attrs.field(default=10, validator=ge(1))
+    allow_overlap: bool = False
+
+
+@attrs.frozen
+class WorldModelConfig:
+    image_size: int = attrs.field(default=224, validator=ge(8))
+    patch_size: int = attrs.field(default=14, validator=ge(1))
+    encoder: ViTConfig = ViTConfig()
+    predictor: ViTConfig = ViTConfig(width=384, depth=12, heads=6)
+    batch_size: int = attrs.field(default=4, validator=ge(1))
+    global_batch_size: int = attrs.field(default=32, validator=ge(1))
+    epochs: int = attrs.field(default=100, validator=ge(1))
+    lr: float = attrs.field(default=1e-4, validator=gt(0))
+    start_lr: float = attrs.field(default=2e-6, validator=ge(0))
+    final_lr: float = attrs.field(default=1e-6, validator=ge(0))
+    warmup_epochs: float = attrs.field(default=5.0, validator=ge(0))
+    weight_decay: float = attrs.field(default=0.04, validator=ge(0))
+    final_weight_decay: float = attrs.field(default=0.4, validator=ge(0))
+    ema: list[float] = attrs.field(factory=lambda: [0.8, 1.0], validator=_pair(0))
+    ipe_scale: float = attrs.field(default=1.0, validator=gt(0))
+    crop_scale: list[float] = attrs.field(factory=lambda: [0.98, 1.0], validator=_pair(0))
+    reward_weight: float = attrs.field(default=1.0, validator=ge(0))
+    patience: int = attrs.field(default=10, validator=ge(1))
+    plateau_threshold: float = attrs.field(default=0.01, validator=ge(0))
+    population: int = attrs.field(default=1, validator=ge(1))
+    init_from: Literal["scratch", "best"] = "best"
+    max_train_frames: int = attrs.field(default=0, validator=ge(0))  # 0: all stored frames
+    num_workers: int = attrs.field(default=2, validator=ge(0))
+    cache_frames: int = attrs.field(default=2048, validator=ge(0))
+    bfloat16: bool = True
+    mask: MaskConfig = MaskConfig()
+    seed: int = 0
+
+
+@attrs.frozen
+class DreamConfig:
+    number_of_dreams: int = attrs.field(default=500, validator=ge(1))
+    dream_length: int = attrs.field(default=10, validator=ge(1))
+    chunk_size: int = attrs.field(default=500, validator=ge(1))
+    seed: int = 0
+
+
+@attrs.frozen
+class AgentConfig:
+    net: ViTConfig = ViTConfig(width=192, depth=4, heads=3)
+    reward: Literal["prediction_error", "reward_head", "delta_reward"] = "prediction_error"
+    epochs: int = attrs.field(default=100, validator=ge(1))
+    batch_size: int = attrs.field(default=64, validator=ge(1))
+    lr: float = attrs.field(default=1e-4, validator=gt(0))
+    start_lr: float = attrs.field(default=2e-6, validator=ge(0))
+    final_lr: float = attrs.field(default=1e-6, validator=ge(0))
+    warmup_epochs: float = attrs.field(default=5.0, validator=ge(0))
+    weight_decay: float = attrs.field(default=0.04, validator=ge(0))
+    gamma: float = attrs.field(default=0.99, validator=and_(ge(0), le(1)))
+    tau: float = attrs.field(default=0.0005, validator=and_(gt(0), le(1)))
+    replay_size: int = attrs.field(default=100_000, validator=ge(1))
+    patience: int = attrs.field(default=10, validator=ge(1))
+    plateau_threshold: float = attrs.field(default=0.001, validator=ge(0))
+    population: int = attrs.field(default=1, validator=ge(1))
+    seed: int = 0
+
+
+# --- distributed mode, run and publishing ---------------------------------------------------
+
+
+@attrs.frozen
+class LocksConfig:
+    kind: Literal["local", "redis"] = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    password_env: str = "PTZJEPA_REDIS_PASSWORD"
+    password_file: str = ""
+    lease_s: float = attrs.field(default=60.0, validator=gt(0))
+    wait_s: float = attrs.field(default=600.0, validator=ge(0))
+
+    def password(self) -> str:
+        return read_secret(self.password_env, self.password_file)
+
+
+@attrs.frozen
+class RunConfig:
+    node: str = ""  # '' -> the host name
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    view_refresh_hz: float = attrs.field(default=4.0, validator=gt(0))
+
+
+@attrs.frozen
+class WaggleConfig:
+    publish: bool = False
+
+
+@attrs.frozen
+class Config:
+    camera: CameraConfig = CameraConfig()
+    sim: SimConfig = SimConfig()
+    capture: CaptureConfig = CaptureConfig()
+    navigate: NavigateConfig = NavigateConfig()
+    actions: list[Action] = attrs.field(factory=default_actions, validator=_nonempty)
+    storage: StorageConfig = StorageConfig()
+    world_model: WorldModelConfig = WorldModelConfig()
+    dream: DreamConfig = DreamConfig()
+    agent: AgentConfig = AgentConfig()
+    locks: LocksConfig = LocksConfig()
+    run: RunConfig = RunConfig()
+    waggle: WaggleConfig = WaggleConfig()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def read_secret(env_name: str, file_name: str) -> str:
+    """A secret from the environment, else from a file (first line); '' when neither is set."""
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    if file_name:
+        path = Path(file_name).expanduser()
+        try:
+            return path.read_text().splitlines()[0].strip() if path.stat().st_size else ""
+        except OSError as exc:
+            raise ConfigError(f"secrets file {file_name}: cannot read it ({exc.strerror})") from None
+    return ""
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _structure_float(value: Any, _type: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _structure_int(value: Any, _type: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _structure_bool(value: Any, _type: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _structure_str(value: Any, _type: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+_converter.register_structure_hook(float, _structure_float)
+_converter.register_structure_hook(int, _structure_int)
+_converter.register_structure_hook(bool, _structure_bool)
+_converter.register_structure_hook(str, _structure_str)
+
+
+def _note_key(exc: BaseException) -> str | int | None:
+    for note in getattr(exc, "__notes__", []):
+        name = getattr(note, "name", None)
+        if name is not None:
+            return name
+        index = getattr(note, "index", None)
+        if index is not None:
+            return index
+    return None
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """Structure and validate a plain dict; raise ConfigError naming the first bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return _converter.structure(data, Config)
+    except cattrs.ForbiddenExtraKeysError as exc:
+        raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
+    except BaseExceptionGroup as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _describe(exc: BaseException, source: str) -> str:
+    path: list[str] = []
+    while isinstance(exc, BaseExceptionGroup):
+        sub = exc.exceptions[0]
+        key = _note_key(sub)
+        if key is not None:
+            path.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        exc = sub
+    where = "".join(path).lstrip(".")
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        name = sorted(exc.extra_fields)[0]
+        key = f"{where}.{name}" if where else name
+        return f"{source}: unknown key {key!r}"
+    if isinstance(exc, KeyError):
+        return f"{source}: {where or 'config'}: missing required key {exc.args[0]!r}"
+    message = str(exc)
+    validator = re.match(r"^'(\w+)' must be (.*): (.*)$", message, re.S)
+    if validator:  # attrs validators name the field themselves
+        name, rule, got = validator.groups()
+        where = f"{where}.{name}" if where else name
+        message = f"expected {rule.replace('<', 'less than ').replace('>', 'greater than ').replace('=', 'or equal to ')}, got {got}"
+        message = message.replace("  ", " ")
+    literal = re.match(r"^(.*) not in literal typing\.Literal\[(.*)\]$", message)
+    if literal:
+        got, allowed = literal.groups()
+        message = f"expected one of {allowed.replace(chr(39), '')}, got {got!r}"
+    return f"{source}: {where or 'config'}: {message}"
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_profile_dict(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a profile (a name under profiles/ or a path) and the profiles it extends, merged."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise ConfigError(f"profile {name_or_path!r}: no such profile (known: {known})")
+    if str(path) in _seen:
+        raise ConfigError(f"profile {path}: 'extends' loops back on itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"profile {path}{where}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path}: expected a mapping of settings")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ConfigError(f"profile {path}: 'extends' must name one profile")
+        data = _merge(load_profile_dict(parent, (*_seen, str(path))), data)
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides; the value is read as a YAML scalar or list."""
+    out = _merge({}, data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. world_model.epochs=3")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(profile: str = "sim", overrides: list[str] | None = None) -> Config:
+    data = apply_overrides(load_profile_dict(profile), overrides or [])
+    return config_from_dict(data, source=f"profile {profile}")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain data for storing next to a run; holds no secret (settings only name where they live)."""
+    return _converter.unstructure(config)
