@@ -386,12 +386,13 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     except cattrs.ForbiddenExtraKeysError as exc:
         raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
     except BaseExceptionGroup as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_structure_error(exc, source)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _describe(exc: BaseException, source: str) -> str:
+def describe_structure_error(exc: BaseException, source: str) -> str:
+    """One line naming the first bad key of a cattrs structuring error, e.g. `capture.iterations: ...`."""
     path: list[str] = []
     while isinstance(exc, BaseExceptionGroup):
         sub = exc.exceptions[0]

@@ -1,0 +1,113 @@
+"""What `cli.py run` and `cli.py status` do, given parsed arguments: wiring, not logic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from rich.console import Console
+
+from ptzjepa.config import Config, config_to_dict
+from ptzjepa.events import Events, log_subscriber
+from ptzjepa.logs import setup_logging
+from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
+from ptzjepa.node import Node
+from ptzjepa.runlock import RunLock
+from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
+from ptzjepa.store import Store
+from ptzjepa.view import LiveView, render
+
+log = logging.getLogger("ptzjepa.app")
+CONFIG_SNAPSHOT = "state/config.json"
+
+
+def secrets_of(config: Config) -> list[str]:
+    """Every secret the run may hold, so that logging can blank them out wherever they appear."""
+    return [s for s in (config.camera.password(), config.locks.password()) if s]
+
+
+def run(config: Config, machine: str, cycles: int | None, view: bool, debug: bool) -> int:
+    """Run a machine on a node until it ends; returns the process exit code."""
+    spec = load_machine(machine)
+    console = Console(stderr=False) if view else None
+    setup_logging(debug, secrets_of(config), console=console)
+    store = Store(config.storage.data)
+    with RunLock(store):
+        node = Node(config=config, store=store, events=Events())
+        swept = store.sweep_temp_files(older_than_s=0) + node.frames.sweep_orphans()
+        if swept:
+            log.info("event=swept_partial_writes count=%d", swept)
+        status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
+        previous = store.read_json(STATUS_FILE, default=None)
+        if isinstance(previous, dict):
+            status.restore(previous)
+        writer = StatusWriter(status, store)
+        for subscriber in (log_subscriber, status, writer):
+            node.events.subscribe(subscriber)
+        store.write_json(CONFIG_SNAPSHOT, config_to_dict(config))
+        runner = Runner(spec, node)
+        node.events.emit(
+            "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
+            cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
+        )
+        restore = _install_stop_handlers(node.stop)
+        try:
+            if console is not None:
+                with LiveView(status, console, config.run.view_refresh_hz):
+                    reason = runner.run(cycles)
+            else:
+                reason = runner.run(cycles)
+        finally:
+            restore()
+            node.close()
+        node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
+        writer.flush()
+    return 1 if reason == "failed" else 0
+
+
+def _install_stop_handlers(stop: threading.Event):
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after the current step (Ctrl-C again to force)", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old_int = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+    return restore
+
+
+def status(data: str, as_json: bool) -> int:
+    """Print a node's facts once, from its store, without attaching to it."""
+    store = Store(data)
+    snap = store.read_json(STATUS_FILE, default=None)
+    machine = store.read_json(MACHINE_STATE_FILE, default=None)
+    if snap is None and machine is None:
+        print(f"status: {data}: no ptzjepa run has stored anything here", file=sys.stderr)
+        return 2
+    snap = dict(snap or {})
+    if isinstance(machine, dict):
+        snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
+    from ptzjepa.frames import FrameStore
+
+    snap["frames_stored"] = FrameStore(store).count()
+    snap["disk_bytes"] = store.disk_usage()
+    snap["data"] = data
+    if as_json:
+        print(json.dumps(snap, indent=1, sort_keys=True))
+    else:
+        Console().print(render(snap))
+    return 0

@@ -1,0 +1,84 @@
+"""What happened, as one stream: the live view, the logs, the status file and Waggle all read it.
+
+Stages never print or draw; they emit events. Each consumer subscribes and keeps what it needs,
+so adding a new way to watch a node never touches a stage.
+
+Kinds emitted (data keys in brackets):
+    run_started [machine, state, cycle, data]      run_finished [reason, state, cycle]
+    state_entered [state, cycle]                   state_left [state, outcome, seconds]
+    progress [stage, done, total, unit]            frame_stored [id, pan, tilt, zoom, stage, count]
+    camera_moved [pan, tilt, zoom]                 metric [stage, name, value, step]
+    model_saved [kind, name, version, path]        lock [resource, status]
+    reward [value, action]                         disk [bytes, frames]
+    warning [message]
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+log = logging.getLogger("ptzjepa")
+
+# Kinds logged at INFO; everything else goes to DEBUG so default logs stay quiet.
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "model_saved", "lock", "warning"}
+
+
+@attrs.frozen
+class Event:
+    kind: str
+    time: float
+    data: dict[str, Any]
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Events:
+    """A tiny synchronous pub/sub: emit() calls every subscriber in order, on the caller's thread."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+    def emit(self, kind: str, **data: Any) -> None:
+        event = Event(kind, time.time(), data)
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # a broken viewer must never stop the node
+                log.exception("event subscriber %r failed on %s", subscriber, kind)
+
+
+def format_fields(data: dict[str, Any]) -> str:
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def log_subscriber(event: Event) -> None:
+    """Structured, quiet logs: `event=state_entered state=capture cycle=0`."""
+    level = logging.WARNING if event.kind == "warning" else (
+        logging.INFO if event.kind in _INFO_KINDS else logging.DEBUG
+    )
+    if log.isEnabledFor(level):
+        log.log(level, "event=%s %s", event.kind, format_fields(event.data))

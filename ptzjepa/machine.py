@@ -1,0 +1,218 @@
+"""The node's loop as data: machines/<name>.yaml loaded into a `transitions` Machine and run.
+
+Each state names the stage it runs; the stage returns an outcome word, which is the trigger. The
+current state and cycle are stored after every transition, so a killed run restarted on the same
+data resumes in the state it was in (stages keep their own progress to resume inside a state).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import cattrs
+import yaml
+from transitions import Machine
+
+from ptzjepa import stages as stage_registry
+from ptzjepa.config import describe_structure_error
+
+if TYPE_CHECKING:
+    from ptzjepa.node import Node
+
+MACHINES_DIR = Path(__file__).resolve().parent.parent / "machines"
+MACHINE_STATE_FILE = "state/machine.json"
+
+
+class MachineError(RuntimeError):
+    """A machine file is wrong, or a stage returned an outcome the machine does not route."""
+
+
+@attrs.frozen
+class StateSpec:
+    name: str
+    stage: str = ""  # '' for a final state
+    final: bool = False
+    description: str = ""
+
+
+@attrs.frozen
+class TransitionSpec:
+    trigger: str
+    source: str | list[str]
+    dest: str
+    cycle: bool = False  # taking this transition completes one cycle of the loop
+
+    def sources(self, all_states: list[str]) -> list[str]:
+        if self.source == "*":
+            return all_states
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
+@attrs.frozen
+class MachineSpec:
+    name: str
+    initial: str
+    states: list[StateSpec]
+    transitions: list[TransitionSpec]
+    description: str = ""
+
+    def state(self, name: str) -> StateSpec:
+        for state in self.states:
+            if state.name == name:
+                return state
+        raise MachineError(f"machine {self.name}: no state {name!r}")
+
+    @property
+    def state_names(self) -> list[str]:
+        return [s.name for s in self.states]
+
+    def transition_dicts(self) -> list[dict[str, Any]]:
+        names = [s.name for s in self.states if not s.final]
+        out = []
+        for t in self.transitions:
+            for source in t.sources(names):
+                item: dict[str, Any] = {"trigger": t.trigger, "source": source, "dest": t.dest}
+                if t.cycle:
+                    item["after"] = "next_cycle"
+                out.append(item)
+        return out
+
+
+_conv = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _structure_source(value: Any, _type: Any) -> str | list[str]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"expected a state name, a list of names or '*', got {value!r}")
+
+
+_conv.register_structure_hook(str | list[str], _structure_source)
+
+
+def machine_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.suffix in {".yaml", ".yml"} else MACHINES_DIR / f"{name_or_path}.yaml"
+
+
+def list_machines() -> list[MachineSpec]:
+    return [load_machine(str(p), check_stages=False) for p in sorted(MACHINES_DIR.glob("*.yaml"))]
+
+
+def load_machine(name_or_path: str, check_stages: bool = True) -> MachineSpec:
+    """Read and check a machine file; with check_stages, refuse stages that are not built."""
+    path = machine_path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in MACHINES_DIR.glob("*.yaml")))
+        raise MachineError(f"machine {name_or_path!r}: no such machine (known: {known})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        spec = _conv.structure(raw, MachineSpec)
+    except yaml.YAMLError:
+        raise MachineError(f"machine file {path}: not valid YAML") from None
+    except cattrs.ForbiddenExtraKeysError as exc:
+        raise MachineError(f"machine file {path}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
+    except BaseExceptionGroup as exc:
+        raise MachineError(describe_structure_error(exc, f"machine file {path}")) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MachineError(f"machine file {path}: not a machine file ({exc})") from None
+    _check(spec, path, check_stages)
+    return spec
+
+
+def _check(spec: MachineSpec, path: Path, check_stages: bool) -> None:
+    names = spec.state_names
+    if len(set(names)) != len(names):
+        raise MachineError(f"machine file {path}: a state name is used twice")
+    if spec.initial not in names:
+        raise MachineError(f"machine file {path}: initial state {spec.initial!r} is not declared")
+    for state in spec.states:
+        if not state.final and not state.stage:
+            raise MachineError(f"machine file {path}: state {state.name!r} needs a stage or final: true")
+        if check_stages and state.stage and state.stage not in stage_registry.STAGES:
+            built = ", ".join(sorted(stage_registry.STAGES))
+            raise MachineError(
+                f"machine {spec.name}: state {state.name!r} runs stage {state.stage!r}, "
+                f"which is not built yet (built stages: {built})"
+            )
+    for t in spec.transitions:
+        for source in t.sources(names):
+            if source not in names:
+                raise MachineError(f"machine file {path}: transition {t.trigger!r} from unknown state {source!r}")
+        if t.dest not in names:
+            raise MachineError(f"machine file {path}: transition {t.trigger!r} to unknown state {t.dest!r}")
+
+
+def mermaid(spec: MachineSpec) -> str:
+    """The machine as a Mermaid state diagram (drawn by the transitions library)."""
+    from transitions.extensions import GraphMachine
+
+    model = attrs.make_class("DrawModel", [])()
+    GraphMachine(
+        model=model, states=spec.state_names, transitions=spec.transition_dicts(),
+        initial=spec.initial, auto_transitions=False, graph_engine="mermaid", title=spec.name,
+    )
+    return model.get_graph().draw(None)
+
+
+class Runner:
+    """Runs a machine for a node: state → stage → outcome → trigger, persisting after each step."""
+
+    def __init__(self, spec: MachineSpec, node: Node) -> None:
+        self.spec = spec
+        self.node = node
+        saved = node.store.read_json(MACHINE_STATE_FILE, default=None)
+        initial, node.cycle = spec.initial, 0
+        if isinstance(saved, dict) and saved.get("machine") == spec.name and saved.get("state") in spec.state_names:
+            initial, node.cycle = saved["state"], int(saved.get("cycle", 0))
+            if spec.state(initial).final:  # a finished run starts over, one cycle on
+                initial, node.cycle = spec.initial, node.cycle + 1
+        self.resumed = initial != spec.initial or node.cycle > 0
+        self.state: str = initial
+        self.machine = Machine(
+            model=self, states=spec.state_names, transitions=spec.transition_dicts(),
+            initial=initial, auto_transitions=False, ignore_invalid_triggers=False,
+            model_attribute="state",
+        )
+
+    def next_cycle(self) -> None:
+        self.node.cycle += 1
+
+    def _save(self) -> None:
+        self.node.store.write_json(
+            MACHINE_STATE_FILE,
+            {"machine": self.spec.name, "state": self.state, "cycle": self.node.cycle, "updated": time.time()},
+        )
+
+    def run(self, cycles: int | None = None) -> str:
+        """Run until a final state, a stop request, or until `cycles` cycles are complete in this
+        data folder (counted from its first run, so the same command resumes to the same end)."""
+        node, events = self.node, self.node.events
+        self._save()
+        while True:
+            state = self.spec.state(self.state)
+            if state.final:
+                return state.name
+            if node.stop.is_set():
+                return "stopped"
+            if cycles is not None and node.cycle >= cycles:
+                return "cycles"
+            events.emit("state_entered", state=state.name, cycle=node.cycle)
+            began = time.monotonic()
+            outcome = stage_registry.resolve(state.stage)(node)
+            events.emit("state_left", state=state.name, outcome=outcome, seconds=time.monotonic() - began)
+            if outcome == "stopped":
+                return "stopped"
+            if not self.may_trigger(outcome):
+                routed = sorted({t["trigger"] for t in self.spec.transition_dicts() if t["source"] == state.name})
+                raise MachineError(
+                    f"machine {self.spec.name}: state {state.name!r} ended with {outcome!r}, "
+                    f"which no transition routes (routed: {', '.join(routed) or 'none'})"
+                )
+            self.trigger(outcome)
+            self._save()

@@ -1,0 +1,76 @@
+"""The Node: everything a stage needs (config, camera, store, events, stop flag), in one place.
+
+Stages receive a Node and nothing else, so a stage never builds its own camera or store and tests
+can hand a stage a node over a memory:// store and a simulated camera.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import attrs
+
+from ptzjepa.camera.base import PTZCamera, PTZLimits
+from ptzjepa.config import Config
+from ptzjepa.events import Events
+from ptzjepa.frames import FrameStore
+from ptzjepa.store import Store
+
+PROGRESS_DIR = "state/progress"
+
+
+@attrs.define
+class Node:
+    config: Config
+    store: Store
+    events: Events = attrs.field(factory=Events)
+    stop: threading.Event = attrs.field(factory=threading.Event)
+    cycle: int = 0
+    name: str = ""
+    _camera: PTZCamera | None = None
+    frames: FrameStore = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.name = self.name or self.config.run.node or socket.gethostname()
+        self.frames = FrameStore(self.store, jpeg_quality=self.config.storage.jpeg_quality)
+
+    @property
+    def limits(self) -> PTZLimits:
+        return self._camera.limits if self._camera is not None else self.config.camera.limits.to_limits()
+
+    def camera(self) -> PTZCamera:
+        """The camera, opened on first use: stages that never move it never open it."""
+        if self._camera is None:
+            from ptzjepa.camera.factory import open_camera
+
+            self._camera = open_camera(self.config)
+        return self._camera
+
+    def use_camera(self, camera: PTZCamera) -> None:
+        self._camera = camera
+
+    def progress(self, stage: str) -> dict[str, Any]:
+        """A stage's saved progress in the current cycle; {} when it has none for this cycle."""
+        data = self.store.read_json(f"{PROGRESS_DIR}/{stage}.json", default=None)
+        if isinstance(data, dict) and data.get("cycle") == self.cycle:
+            return data
+        return {}
+
+    def save_progress(self, stage: str, **data: Any) -> None:
+        self.store.write_json(f"{PROGRESS_DIR}/{stage}.json", {**data, "cycle": self.cycle})
+
+    def device(self) -> Any:
+        """The torch device from `run.device` ('auto' takes CUDA when present)."""
+        import torch
+
+        want = self.config.run.device
+        if want == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(want)
+
+    def close(self) -> None:
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None

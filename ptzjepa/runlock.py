@@ -1,0 +1,138 @@
+"""One run per data folder: a second `run` on the same --data refuses instead of interleaving writes.
+
+On local disk the lock is an OS file lock (fcntl.flock), which the kernel drops when the process
+dies, even by SIGKILL, so a killed run never blocks its own restart. On memory:// stores it is a
+process-wide set. On remote stores (SFTP, S3) it is a lease file renewed by a heartbeat thread; a
+holder that dies stops renewing and its lease expires after `lease_s`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+
+from ptzjepa.store import Store
+
+LOCK_NAME = ".run.lock"
+LEASE_FILE = "state/run.lease"
+_memory_held: set[str] = set()
+_memory_guard = threading.Lock()
+
+
+class RunLockedError(RuntimeError):
+    """Another run holds the data folder."""
+
+
+def _owner() -> dict[str, object]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class RunLock:
+    def __init__(self, store: Store, lease_s: float = 60.0) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self._fd: int | None = None
+        self._token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._held = False
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if self.store.is_local:
+            self._acquire_flock()
+        elif self.store.protocol == "memory":
+            with _memory_guard:
+                if self.store.url in _memory_held:
+                    raise RunLockedError(f"another run in this process is using {self.store.url}")
+                _memory_held.add(self.store.url)
+        else:
+            self._acquire_lease()
+        self._held = True
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        elif self.store.protocol == "memory":
+            with _memory_guard:
+                _memory_held.discard(self.store.url)
+        else:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            lease = self.store.read_json(LEASE_FILE, default=None)
+            if isinstance(lease, dict) and lease.get("token") == self._token:
+                self.store.delete(LEASE_FILE)
+
+    # --- local -----------------------------------------------------------------------------
+
+    def _acquire_flock(self) -> None:
+        import fcntl
+
+        path = self.store.local_path(LOCK_NAME)
+        assert path is not None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise RunLockedError(f"another run is using {self.store.url} ({_describe(holder)})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_owner()).encode(), 0)
+        self._fd = fd
+
+    # --- remote ----------------------------------------------------------------------------
+
+    def _acquire_lease(self) -> None:
+        lease = self.store.read_json(LEASE_FILE, default=None)
+        if isinstance(lease, dict) and float(lease.get("expires", 0)) > time.time():
+            raise RunLockedError(
+                f"another run is using {self.store.url} ({_describe(json.dumps(lease))}); "
+                f"its lease expires within {self.lease_s:.0f} s if that run is dead"
+            )
+        self._write_lease()
+        self._thread = threading.Thread(target=self._heartbeat, name="run-lease", daemon=True)
+        self._thread.start()
+
+    def _write_lease(self) -> None:
+        self.store.write_json(
+            LEASE_FILE, {**_owner(), "token": self._token, "expires": time.time() + self.lease_s}
+        )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self._write_lease()
+            except Exception:  # a transient storage error: the next beat tries again
+                continue
+
+
+def _describe(holder: str) -> str:
+    try:
+        info = json.loads(holder)
+        return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
+    except ValueError:
+        return "holder unknown"

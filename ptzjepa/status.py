@@ -1,0 +1,177 @@
+"""The node's current facts, gathered from the events stream, for the live view and `cli.py status`.
+
+NodeStatus is the only thing the view reads. It is also written to `state/status.json` in the
+store (atomically, at most every few seconds and at every state change) so that `status` can
+print the same facts for a node you are not attached to.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from ptzjepa.camera.base import PTZLimits
+from ptzjepa.events import Event
+from ptzjepa.store import Store
+
+STATUS_FILE = "state/status.json"
+COVERAGE_PAN_BINS = 36
+COVERAGE_TILT_BINS = 11
+_SERIES_LEN = 120
+
+
+class NodeStatus:
+    """Aggregates events into a snapshot. Thread-safe: the view reads while stages emit."""
+
+    def __init__(self, limits: PTZLimits = PTZLimits(), machine_states: list[str] | None = None) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self.machine = ""
+        self.machine_states: list[str] = list(machine_states or [])
+        self.state = ""
+        self.state_since = time.time()
+        self.cycle = 0
+        self.started = time.time()
+        self.data_url = ""
+        self.frames_stored = 0
+        self.ptz: tuple[float, float, float] | None = None
+        self.coverage = [[0] * COVERAGE_PAN_BINS for _ in range(COVERAGE_TILT_BINS)]
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.series: dict[str, deque[float]] = {}
+        self.last_metrics: dict[str, float] = {}
+        self.rewards: deque[float] = deque(maxlen=_SERIES_LEN)
+        self.models: dict[str, dict[str, Any]] = {}
+        self.locks: dict[str, str] = {}
+        self.disk_bytes = 0
+        self.warnings: deque[str] = deque(maxlen=5)
+        self.outcomes: deque[str] = deque(maxlen=8)
+        self.finished = ""
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            with self._lock:
+                handler(event)
+
+    def _on_run_started(self, e: Event) -> None:
+        self.machine = e.data.get("machine", "")
+        self.machine_states = list(e.data.get("states", self.machine_states))
+        self.state = e.data.get("state", "")
+        self.cycle = int(e.data.get("cycle", 0))
+        self.data_url = e.data.get("data", "")
+        self.frames_stored = int(e.data.get("frames", self.frames_stored))
+        self.started = self.state_since = e.time
+
+    def _on_state_entered(self, e: Event) -> None:
+        self.state = e.data["state"]
+        self.cycle = int(e.data.get("cycle", self.cycle))
+        self.state_since = e.time
+
+    def _on_state_left(self, e: Event) -> None:
+        self.outcomes.append(f"{e.data['state']}→{e.data['outcome']}")
+        self.progress.pop(e.data["state"], None)
+
+    def _on_progress(self, e: Event) -> None:
+        self.progress[e.data["stage"]] = dict(e.data)
+
+    def _on_frame_stored(self, e: Event) -> None:
+        self.frames_stored = int(e.data.get("count", self.frames_stored + 1))
+        self._cover(e.data["pan"], e.data["tilt"])
+        self.ptz = (e.data["pan"], e.data["tilt"], e.data["zoom"])
+
+    def _on_camera_moved(self, e: Event) -> None:
+        self.ptz = (e.data["pan"], e.data["tilt"], e.data["zoom"])
+
+    def _on_metric(self, e: Event) -> None:
+        key = f"{e.data['stage']}.{e.data['name']}"
+        self.series.setdefault(key, deque(maxlen=_SERIES_LEN)).append(float(e.data["value"]))
+        self.last_metrics[key] = float(e.data["value"])
+
+    def _on_reward(self, e: Event) -> None:
+        self.rewards.append(float(e.data["value"]))
+
+    def _on_model_saved(self, e: Event) -> None:
+        self.models[f"{e.data['kind']}/{e.data['name']}"] = dict(e.data)
+
+    def _on_lock(self, e: Event) -> None:
+        self.locks[e.data["resource"]] = e.data["status"]
+
+    def _on_disk(self, e: Event) -> None:
+        self.disk_bytes = int(e.data["bytes"])
+        if "frames" in e.data:
+            self.frames_stored = int(e.data["frames"])
+
+    def _on_warning(self, e: Event) -> None:
+        self.warnings.append(str(e.data.get("message", "")))
+
+    def _on_run_finished(self, e: Event) -> None:
+        self.finished = e.data.get("reason", "")
+
+    def _cover(self, pan: float, tilt: float) -> None:
+        p, t = self.limits.pan, self.limits.tilt
+        col = int((p.fit(pan) - p.lo) / p.span * COVERAGE_PAN_BINS)
+        row = int((t.hi - t.fit(tilt)) / t.span * COVERAGE_TILT_BINS)
+        self.coverage[min(row, COVERAGE_TILT_BINS - 1)][min(col, COVERAGE_PAN_BINS - 1)] += 1
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "machine": self.machine,
+                "states": list(self.machine_states),
+                "state": self.state,
+                "state_seconds": round(time.time() - self.state_since, 1),
+                "updated": time.time(),
+                "cycle": self.cycle,
+                "data": self.data_url,
+                "frames_stored": self.frames_stored,
+                "ptz": list(self.ptz) if self.ptz else None,
+                "coverage": [list(row) for row in self.coverage],
+                "progress": {k: dict(v) for k, v in self.progress.items()},
+                "series": {k: list(v) for k, v in self.series.items()},
+                "last_metrics": dict(self.last_metrics),
+                "rewards": list(self.rewards),
+                "models": {k: dict(v) for k, v in self.models.items()},
+                "locks": dict(self.locks),
+                "disk_bytes": self.disk_bytes,
+                "warnings": list(self.warnings),
+                "outcomes": list(self.outcomes),
+                "finished": self.finished,
+            }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Carry a previous run's picture (coverage, curves) into a resumed one."""
+        with self._lock:
+            cov = snap.get("coverage")
+            if isinstance(cov, list) and len(cov) == COVERAGE_TILT_BINS:
+                self.coverage = [list(map(int, row)) for row in cov]
+            for key, values in (snap.get("series") or {}).items():
+                self.series[key] = deque(map(float, values), maxlen=_SERIES_LEN)
+            self.rewards.extend(map(float, snap.get("rewards") or []))
+            self.models.update(snap.get("models") or {})
+            self.last_metrics.update(snap.get("last_metrics") or {})
+            self.disk_bytes = int(snap.get("disk_bytes") or 0)
+
+
+class StatusWriter:
+    """Writes NodeStatus snapshots to the store: on every state change, else at most every `every_s`."""
+
+    def __init__(self, status: NodeStatus, store: Store, every_s: float = 5.0) -> None:
+        self.status = status
+        self.store = store
+        self.every_s = every_s
+        self._last = 0.0
+
+    def __call__(self, event: Event) -> None:
+        urgent = event.kind in {"state_entered", "state_left", "run_finished", "model_saved"}
+        if urgent or event.time - self._last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.time()
+        self.store.write_json(STATUS_FILE, self.status.snapshot())

@@ -1,0 +1,190 @@
+"""Everything a node keeps, through fsspec: one URL (a local path, file://, memory://, sftp://, s3://).
+
+Every write is atomic. On file systems with a rename (local, SFTP) bytes go to a hidden temporary
+name in the same folder and are renamed into place; on object stores (S3, GCS, memory) a single
+put is already all-or-nothing. A process killed mid-write therefore never leaves a partial file
+under a real name; the hidden leftovers are swept when the store is next opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+# Object stores whose single put is atomic: no temp-and-rename needed (nor possible cheaply).
+_ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory"}
+_TMP_MARK = ".tmp-"
+_STALE_TMP_S = 3600.0
+
+
+class StoreError(RuntimeError):
+    """A stored file is missing or unreadable; the message names the file."""
+
+
+class Store:
+    """A folder of named files under one URL, written atomically."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = root.rstrip("/") or "/"
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        self.protocol = protocols[0]
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self._atomic_put = any(p in _ATOMIC_PUT for p in protocols)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # --- paths -----------------------------------------------------------------------------
+
+    def path(self, rel: str) -> str:
+        """The full path of a store-relative name (always '/'-separated)."""
+        rel = rel.strip("/")
+        if rel.startswith("..") or "/../" in f"/{rel}/":
+            raise StoreError(f"store {self.url}: name {rel!r} leaves the store")
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    def local_path(self, rel: str) -> str | None:
+        """The OS path of a name when the store is on local disk (for OS-level locks), else None."""
+        return self.path(rel) if self.is_local else None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a whole file atomically: readers see the old content or the new, never a part."""
+        final = self.path(rel)
+        parent = posixpath.dirname(final)
+        self.fs.makedirs(parent, exist_ok=True)
+        if self._atomic_put:
+            self.fs.pipe_file(final, data)
+            return
+        tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{uuid.uuid4().hex}")
+        if self.is_local:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+            return
+        try:
+            with self.fs.open(tmp, "wb") as handle:
+                handle.write(data)
+            if self.fs.exists(final):
+                # SFTP's rename refuses to overwrite; remove then move keeps a window where the
+                # name is missing but never one where it holds a partial file.
+                self.fs.rm_file(final)
+            self.fs.mv(tmp, final)
+        except BaseException:
+            self._quiet_rm(tmp)
+            raise
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode())
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_bytes(rel, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read_bytes(self, rel: str) -> bytes:
+        try:
+            return self.fs.cat_file(self.path(rel))
+        except FileNotFoundError:
+            raise StoreError(f"{self.url}/{rel}: no such file") from None
+
+    def read_json(self, rel: str, default: Any = ...) -> Any:
+        try:
+            raw = self.read_bytes(rel)
+        except StoreError:
+            if default is ...:
+                raise
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise StoreError(f"{self.url}/{rel}: not valid JSON") from None
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self.path(rel))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self.path(rel)))
+
+    def list(self, folder: str, suffix: str = "") -> list[str]:
+        """Names (not paths) of the visible files in a folder, sorted; [] if it does not exist."""
+        try:
+            entries = self.fs.ls(self.path(folder), detail=False)
+        except FileNotFoundError:
+            return []
+        names = (posixpath.basename(e.rstrip("/")) for e in entries)
+        return sorted(n for n in names if not n.startswith(".") and n.endswith(suffix))
+
+    def list_dirs(self, folder: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self.path(folder), detail=True)
+        except FileNotFoundError:
+            return []
+        names = (posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory")
+        return sorted(n for n in names if not n.startswith("."))
+
+    def walk_sizes(self, folder: str = "") -> Iterator[tuple[str, int]]:
+        """(store-relative name, bytes) of every visible file under a folder."""
+        base = self.path(folder)
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        root_len = len(self.root.rstrip("/")) + 1
+        for path, info in found.items():
+            name = path[root_len:] if path.startswith(self.root) else path
+            if any(part.startswith(".") for part in name.split("/")):
+                continue
+            yield name, int(info.get("size") or 0)
+
+    def disk_usage(self, folder: str = "") -> int:
+        return sum(size for _, size in self.walk_sizes(folder))
+
+    # --- removing --------------------------------------------------------------------------
+
+    def delete(self, rel: str) -> None:
+        self._quiet_rm(self.path(rel))
+
+    def delete_tree(self, rel: str) -> None:
+        path = self.path(rel)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S) -> int:
+        """Remove temporary files left by writers that died; returns how many were removed."""
+        try:
+            found = self.fs.find(self.path(folder), detail=True, withdirs=False)
+        except FileNotFoundError:
+            return 0
+        now = time.time()
+        removed = 0
+        for path, info in found.items():
+            if _TMP_MARK not in posixpath.basename(path):
+                continue
+            mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+            stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+            if older_than_s <= 0 or now - stamp > older_than_s:
+                self._quiet_rm(path)
+                removed += 1
+        return removed
+
+    def _quiet_rm(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass

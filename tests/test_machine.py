@@ -1,0 +1,113 @@
+import uuid
+
+import pytest
+
+from ptzjepa import stages as registry
+from ptzjepa.config import load_config
+from ptzjepa.machine import MACHINE_STATE_FILE, MachineError, Runner, load_machine, mermaid
+from ptzjepa.node import Node
+from ptzjepa.store import Store
+
+LOOP = """
+name: loop
+initial: a
+states:
+  - {name: a, stage: t_a}
+  - {name: b, stage: t_b}
+  - {name: failed, final: true}
+transitions:
+  - {trigger: done, source: a, dest: b}
+  - {trigger: again, source: b, dest: a, cycle: true}
+  - {trigger: failed, source: "*", dest: failed}
+"""
+
+calls: list[str] = []
+
+
+def stage_a(node):
+    calls.append("a")
+    return "done"
+
+
+def stage_b(node):
+    calls.append("b")
+    return "again" if len(calls) < 100 else "failed"
+
+
+def stage_odd(node):
+    return "surprise"
+
+
+@pytest.fixture
+def loop_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.STAGES, "t_a", f"{__name__}:stage_a")
+    monkeypatch.setitem(registry.STAGES, "t_b", f"{__name__}:stage_b")
+    calls.clear()
+    path = tmp_path / "loop.yaml"
+    path.write_text(LOOP)
+    return str(path)
+
+
+def make_node():
+    return Node(config=load_config("tiny"), store=Store(f"memory://m-{uuid.uuid4().hex}"))
+
+
+def test_outcomes_drive_transitions_and_cycles(loop_file):
+    node = make_node()
+    runner = Runner(load_machine(loop_file), node)
+    assert runner.run(cycles=2) == "cycles"
+    assert calls == ["a", "b", "a", "b"]
+    assert node.cycle == 2
+    assert node.store.read_json(MACHINE_STATE_FILE)["state"] == "a"
+
+
+def test_resume_continues_in_saved_state(loop_file):
+    node = make_node()
+    node.store.write_json(MACHINE_STATE_FILE, {"machine": "loop", "state": "b", "cycle": 3})
+    runner = Runner(load_machine(loop_file), node)
+    assert runner.resumed and runner.state == "b" and node.cycle == 3
+    runner.run(cycles=4)
+    assert calls == ["b"] and node.cycle == 4
+
+
+def test_unrouted_outcome_is_a_clear_error(loop_file, monkeypatch):
+    monkeypatch.setitem(registry.STAGES, "t_a", f"{__name__}:stage_odd")
+    with pytest.raises(MachineError, match="state 'a' ended with 'surprise', which no transition routes"):
+        Runner(load_machine(loop_file), make_node()).run()
+
+
+def test_stop_request_ends_between_steps(loop_file):
+    node = make_node()
+    node.stop.set()
+    assert Runner(load_machine(loop_file), node).run() == "stopped"
+    assert calls == []
+
+
+def test_unbuilt_stage_is_refused_at_load(loop_file, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(LOOP.replace("t_b", "not_a_stage"))
+    with pytest.raises(MachineError, match="runs stage 'not_a_stage', which is not built yet"):
+        load_machine(str(path))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\ninitial: q\nstates: [{name: a, stage: capture}]\ntransitions: []\n", "initial state 'q'"),
+        ("name: x\ninitial: a\nstates: [{name: a, stage: capture}]\ntransitions: [{trigger: done, source: a, dest: z}]\n", "to unknown state 'z'"),
+        ("name: x\ninitial: a\nstates: [{name: a, stage: capture, colour: red}]\ntransitions: []\n", r"unknown key 'states\[0\]\.colour'"),
+        ("name: x\ninitial: a\nstates: [{name: a}]\ntransitions: []\n", "needs a stage or final: true"),
+    ],
+)
+def test_bad_machine_files(tmp_path, text, message):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(MachineError, match=message):
+        load_machine(str(path))
+
+
+def test_shipped_machines_parse_and_draw():
+    for name in ("capture", "lifelong"):
+        spec = load_machine(name, check_stages=False)
+        text = mermaid(spec)
+        assert "stateDiagram" in text and f"[*] --> {spec.initial}" in text
