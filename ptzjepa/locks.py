@@ -1,0 +1,222 @@
+"""Leases on shared models: which node may write a world model right now.
+
+A Lease renews itself on a background thread while held, carries a fencing token that grows with
+every grant of the resource, and is released on exit even on error. A writer checks
+`lease.still_valid()` right before it commits a shared file, so a node whose lease expired (a long
+pause, a lost network) never overwrites a model another node now holds.
+
+Two lockers: LocalLocker (one machine: OS file locks in the data folder, or in-process for memory
+stores) and RedisLocker (several nodes: SET NX PX in one command, so no lock is left without an
+expiry; redis-py's Lock does the owner check on extend and release; INCR gives fencing tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Protocol
+
+from ptzjepa.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    """A held lock. Use as a context manager; `lost` is set when a renewal finds it taken away."""
+
+    def __init__(self, resource: str, token: int, renew, release, period_s: float) -> None:
+        self.resource = resource
+        self.token = token
+        self.lost = threading.Event()
+        self._renew = renew
+        self._release = release
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(period_s,), name=f"lease-{resource}", daemon=True)
+        self._thread.start()
+
+    def _beat(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            try:
+                if not self._renew():
+                    log.warning("event=lock_lost resource=%s token=%d", self.resource, self.token)
+                    self.lost.set()
+                    return
+            except Exception as exc:  # a transient error: the next beat tries again, expiry decides
+                log.debug("lease renewal for %s failed: %s", self.resource, exc)
+
+    def still_valid(self) -> bool:
+        return not self.lost.is_set() and not self._stop.is_set()
+
+    def release(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self._release()
+        except Exception as exc:
+            log.warning("releasing lock %s failed (%s); it will expire on its own", self.resource, exc)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Locker(Protocol):
+    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+        """A lease on the resource, waiting up to wait_s for it; None if it stayed taken."""
+        ...
+
+    def holder(self, resource: str) -> str | None:
+        """Who holds the resource now (a node name), or None if it is free."""
+        ...
+
+
+_POLL_S = 0.2
+
+
+class LocalLocker:
+    """One machine: OS file locks under the data folder (or in-process locks for memory://)."""
+
+    _memory: dict[str, str] = {}
+    _memory_guard = threading.Lock()
+
+    def __init__(self, store: Store, node: str) -> None:
+        self.store = store
+        self.node = node
+        self._tokens = 0
+
+    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+        deadline = time.monotonic() + wait_s
+        while True:
+            lease = self._try(resource)
+            if lease is not None or time.monotonic() >= deadline:
+                return lease
+            time.sleep(_POLL_S)
+
+    def holder(self, resource: str) -> str | None:
+        if self.store.is_local:
+            path = self._path(resource)
+            probe = self._try_flock(path)
+            if probe is None:
+                try:
+                    with open(path) as handle:
+                        return handle.read().strip() or "another process"
+                except OSError:
+                    return "another process"
+            self._unflock(probe)
+            return None
+        with self._memory_guard:
+            return self._memory.get(self._key(resource))
+
+    def _key(self, resource: str) -> str:
+        return f"{self.store.url}#{resource}"
+
+    def _path(self, resource: str) -> str:
+        folder = self.store.local_path(".locks")
+        assert folder is not None
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, resource.replace("/", "_") + ".lock")
+
+    def _try(self, resource: str) -> Lease | None:
+        self._tokens += 1
+        if self.store.is_local:
+            fd = self._try_flock(self._path(resource))
+            if fd is None:
+                return None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, self.node.encode(), 0)
+            return Lease(resource, self._tokens, lambda: True, lambda: self._unflock(fd), 3600)
+        key = self._key(resource)
+        with self._memory_guard:
+            if key in self._memory:
+                return None
+            self._memory[key] = self.node
+
+        def release() -> None:
+            with self._memory_guard:
+                self._memory.pop(key, None)
+
+        return Lease(resource, self._tokens, lambda: True, release, 3600)
+
+    @staticmethod
+    def _try_flock(path: str) -> int | None:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    @staticmethod
+    def _unflock(fd: int) -> None:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class RedisLocker:
+    """Several nodes: leases in Redis with an expiry, renewed while held, with fencing tokens."""
+
+    def __init__(self, url: str, node: str, lease_s: float = 60.0, password: str = "", prefix: str = "ptzjepa") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, password=password or None, socket_timeout=5,
+                                           socket_connect_timeout=5)
+        self.node = node
+        self.lease_s = lease_s
+        self.prefix = prefix
+
+    def _lock_name(self, resource: str) -> str:
+        return f"{self.prefix}:lock:{resource}"
+
+    def holder(self, resource: str) -> str | None:
+        value = self.client.get(f"{self.prefix}:holder:{resource}")
+        if value is None or not self.client.exists(self._lock_name(resource)):
+            return None
+        return value.decode()
+
+    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+        lock = self.client.lock(
+            self._lock_name(resource), timeout=self.lease_s, blocking=wait_s > 0,
+            blocking_timeout=wait_s if wait_s > 0 else None, sleep=_POLL_S, thread_local=False,
+        )
+        if not lock.acquire(token=f"{self.node}:{uuid.uuid4().hex}"):
+            return None
+        token = int(self.client.incr(f"{self.prefix}:fence:{resource}"))
+        self.client.set(f"{self.prefix}:holder:{resource}", self.node, px=int(self.lease_s * 1000))
+
+        def renew() -> bool:
+            if not lock.owned():
+                return False
+            lock.reacquire()
+            self.client.set(f"{self.prefix}:holder:{resource}", self.node, px=int(self.lease_s * 1000))
+            return True
+
+        def release() -> None:
+            if lock.owned():
+                self.client.delete(f"{self.prefix}:holder:{resource}")
+                lock.release()
+
+        lease = Lease(resource, token, renew, release, self.lease_s / 3)
+        lease.newest_token = lambda: int(self.client.get(f"{self.prefix}:fence:{resource}") or 0)  # type: ignore[attr-defined]
+        return lease
+
+
+def fenced(lease: Lease | None) -> bool:
+    """True when a write under this lease may commit: it is held and no newer grant exists."""
+    if lease is None:
+        return True
+    if not lease.still_valid():
+        return False
+    newest = getattr(lease, "newest_token", None)
+    return newest is None or newest() == lease.token

@@ -1,0 +1,88 @@
+import logging
+import time
+import uuid
+
+import pytest
+
+from ptzjepa.locks import LocalLocker, RedisLocker, fenced
+from ptzjepa.store import Store
+from tests.redis_server import redis_server
+
+PASSWORD = "redis-test-pw-7781"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis"), password=PASSWORD) as url:
+        yield url
+
+
+def test_redis_lease_is_exclusive_and_released(redis_url):
+    a = RedisLocker(redis_url, "node-a", lease_s=5, password=PASSWORD, prefix=uuid.uuid4().hex)
+    b = RedisLocker(redis_url, "node-b", lease_s=5, password=PASSWORD, prefix=a.prefix)
+    lease = a.acquire("world_models/wm-0")
+    assert lease is not None and b.holder("world_models/wm-0") == "node-a"
+    assert b.acquire("world_models/wm-0") is None
+    assert b.acquire("world_models/wm-1") is not None  # another model is free
+    lease.release()
+    second = b.acquire("world_models/wm-0", wait_s=1)
+    assert second is not None and second.token > lease.token  # fencing tokens only grow
+    second.release()
+
+
+def test_redis_lease_renews_past_its_expiry(redis_url):
+    a = RedisLocker(redis_url, "node-a", lease_s=0.6, password=PASSWORD, prefix=uuid.uuid4().hex)
+    b = RedisLocker(redis_url, "node-b", lease_s=0.6, password=PASSWORD, prefix=a.prefix)
+    with a.acquire("m") as lease:
+        time.sleep(1.5)  # longer than the expiry: renewal must have kept it
+        assert b.acquire("m") is None
+        assert fenced(lease)
+
+
+def test_lost_lease_is_detected_and_fenced(redis_url):
+    a = RedisLocker(redis_url, "node-a", lease_s=0.6, password=PASSWORD, prefix=uuid.uuid4().hex)
+    b = RedisLocker(redis_url, "node-b", lease_s=5, password=PASSWORD, prefix=a.prefix)
+    lease = a.acquire("m")
+    a.client.delete(f"{a.prefix}:lock:m")  # the lock vanishes (expiry during a long pause)
+    newer = b.acquire("m")
+    assert newer is not None
+    deadline = time.time() + 3
+    while time.time() < deadline and not lease.lost.is_set():
+        time.sleep(0.05)
+    assert lease.lost.is_set() and not fenced(lease) and fenced(newer)
+    lease.release()  # releasing a lost lease must not free the new holder's lock
+    assert a.holder("m") == "node-b"
+    newer.release()
+
+
+def test_waiting_acquire_gets_the_lock_when_freed(redis_url):
+    a = RedisLocker(redis_url, "node-a", lease_s=5, password=PASSWORD, prefix=uuid.uuid4().hex)
+    b = RedisLocker(redis_url, "node-b", lease_s=5, password=PASSWORD, prefix=a.prefix)
+    lease = a.acquire("m")
+    import threading
+
+    threading.Timer(0.4, lease.release).start()
+    began = time.monotonic()
+    got = b.acquire("m", wait_s=5)
+    assert got is not None and 0.3 < time.monotonic() - began < 5
+    got.release()
+
+
+def test_redis_password_is_not_logged(redis_url, caplog):
+    caplog.set_level(logging.DEBUG)
+    locker = RedisLocker(redis_url, "node-a", lease_s=1, password=PASSWORD, prefix=uuid.uuid4().hex)
+    with locker.acquire("m"):
+        pass
+    assert PASSWORD not in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_local_locker(kind, tmp_path):
+    store = Store(str(tmp_path)) if kind == "local" else Store(f"memory://lk-{uuid.uuid4().hex}")
+    a, b = LocalLocker(store, "one"), LocalLocker(store, "two")
+    lease = a.acquire("world_models/wm-0")
+    assert lease is not None and b.acquire("world_models/wm-0") is None
+    assert b.holder("world_models/wm-0") == "one"
+    lease.release()
+    assert b.holder("world_models/wm-0") is None
+    assert b.acquire("world_models/wm-0") is not None
