@@ -66,7 +66,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             node.close()
         node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
         writer.flush()
-    return 1 if reason == "failed" else 0
+    ended = spec.state_names.count(reason) and spec.state(reason)
+    return ended.exit_code if ended else 0
 
 
 def _install_stop_handlers(stop: threading.Event):

@@ -55,7 +55,7 @@ class Events:
             if subscriber in self._subscribers:
                 self._subscribers.remove(subscriber)
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: str, /, **data: Any) -> None:
         event = Event(kind, time.time(), data)
         with self._lock:
             subscribers = list(self._subscribers)

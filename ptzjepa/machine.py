@@ -16,6 +16,7 @@ import cattrs
 import yaml
 from transitions import Machine
 
+from ptzjepa import retention
 from ptzjepa import stages as stage_registry
 from ptzjepa.config import describe_structure_error
 
@@ -35,6 +36,7 @@ class StateSpec:
     name: str
     stage: str = ""  # '' for a final state
     final: bool = False
+    exit_code: int = 0  # for a final state: what the process exits with when the run ends there
     description: str = ""
 
 
@@ -205,6 +207,7 @@ class Runner:
             events.emit("state_entered", state=state.name, cycle=node.cycle)
             began = time.monotonic()
             outcome = stage_registry.resolve(state.stage)(node)
+            retention.enforce(node)
             events.emit("state_left", state=state.name, outcome=outcome, seconds=time.monotonic() - began)
             if outcome == "stopped":
                 return "stopped"

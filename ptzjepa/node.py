@@ -16,6 +16,7 @@ from ptzjepa.camera.base import PTZCamera, PTZLimits
 from ptzjepa.config import Config
 from ptzjepa.events import Events
 from ptzjepa.frames import FrameStore
+from ptzjepa.locks import LocalLocker, Locker, RedisLocker
 from ptzjepa.store import Store
 
 PROGRESS_DIR = "state/progress"
@@ -30,6 +31,7 @@ class Node:
     cycle: int = 0
     name: str = ""
     _camera: PTZCamera | None = None
+    _locker: Locker | None = None
     frames: FrameStore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -47,6 +49,16 @@ class Node:
 
             self._camera = open_camera(self.config)
         return self._camera
+
+    def locker(self) -> Locker:
+        """Leases on shared models: Redis in distributed mode, else local to this data folder."""
+        if self._locker is None:
+            locks = self.config.locks
+            if locks.kind == "redis":
+                self._locker = RedisLocker(locks.redis_url, self.name, locks.lease_s, locks.password())
+            else:
+                self._locker = LocalLocker(self.store, self.name)
+        return self._locker
 
     def use_camera(self, camera: PTZCamera) -> None:
         self._camera = camera

@@ -18,6 +18,12 @@ Stage = Callable[["Node"], str]
 
 STAGES: dict[str, str] = {
     "capture": "ptzjepa.stages.capture:capture",
+    "train_world_model": "ptzjepa.stages.world_model:train_world_model",
+    "dream": "ptzjepa.stages.dream:dream",
+    "train_agent": "ptzjepa.stages.agent:train_agent",
+    "navigate": "ptzjepa.stages.navigate:navigate",
+    "wait_for_lock": "ptzjepa.stages.wait_for_lock:wait_for_lock",
+    "pretrain_world_model": "ptzjepa.stages.world_model:pretrain_world_model",
 }
 
 

@@ -1,0 +1,279 @@
+"""The bridge between settings, stored checkpoints and the torch models of ptzjepa.learning.
+
+Stages ask here for "the world model to train", "a trained world model", "this node's agent";
+this module turns config sections into model specs, checkpoints into modules, and back.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ptzjepa.camera.base import PTZLimits
+from ptzjepa.checkpoints import Checkpoints, CheckpointError
+from ptzjepa.config import Config
+from ptzjepa.learning.actions import ActionTable, PoseLimits
+from ptzjepa.learning.dqn import DQNSettings, DQNTrainer
+from ptzjepa.learning.dreamer import Dreams
+from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model
+from ptzjepa.learning.qnet import QNetSpec, QNetwork
+from ptzjepa.learning.masks import MaskSampler
+from ptzjepa.learning.schedules import WarmupCosine, make_schedules
+from ptzjepa.learning.wm_trainer import WorldModelTrainer
+from ptzjepa.node import Node
+from ptzjepa.stages.training import Session
+
+WORLD_MODELS = "world_models"
+AGENTS = "agents"
+
+
+# --- settings -> specs --------------------------------------------------------------------
+
+
+def world_model_spec(config: Config) -> WorldModelSpec:
+    wm = config.world_model
+    return WorldModelSpec(
+        image_size=wm.image_size, patch_size=wm.patch_size,
+        encoder_width=wm.encoder.width, encoder_depth=wm.encoder.depth,
+        encoder_heads=wm.encoder.heads, encoder_mlp_ratio=wm.encoder.mlp_ratio,
+        predictor_width=wm.predictor.width, predictor_depth=wm.predictor.depth,
+        predictor_heads=wm.predictor.heads, predictor_mlp_ratio=wm.predictor.mlp_ratio,
+    )
+
+
+def action_table(config: Config, limits: PTZLimits) -> ActionTable:
+    mod = config.navigate.modulation
+    pose_limits = PoseLimits(
+        pan_lo=limits.pan.lo, pan_hi=limits.pan.hi, pan_wraps=limits.pan.wraps,
+        tilt_lo=limits.tilt.lo, tilt_hi=limits.tilt.hi, zoom_lo=limits.zoom.lo, zoom_hi=limits.zoom.hi,
+    )
+    return ActionTable(
+        [a.name for a in config.actions], [[a.pan, a.tilt, a.zoom] for a in config.actions],
+        modulation=(mod.pan, mod.tilt, mod.zoom), limits=pose_limits,
+    )
+
+
+def pool_tokens(tokens: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average-pool a square token grid [..., N, D] -> [..., N / factor^2, D] (what dreams store)."""
+    if factor == 1:
+        return tokens
+    *lead, n, d = tokens.shape
+    side = math.isqrt(n)
+    grid = tokens.reshape(-1, side, side, d).permute(0, 3, 1, 2).float()
+    pooled = F.avg_pool2d(grid, factor).flatten(2).transpose(1, 2)
+    return pooled.reshape(*lead, -1, d).to(tokens.dtype)
+
+
+def lr_schedule(lr: float, start_lr: float, final_lr: float, warmup_epochs: float, epochs: int, steps_per_epoch: int):
+    total = max(1, epochs * steps_per_epoch)
+    return WarmupCosine(start_lr, lr, final_lr, min(int(warmup_epochs * steps_per_epoch), total), total)
+
+
+# --- world models -------------------------------------------------------------------------
+
+
+def world_models(node: Node) -> Checkpoints:
+    return Checkpoints(node.store, WORLD_MODELS, keep=node.config.storage.keep_checkpoints)
+
+
+def population_names(config: Config) -> list[str]:
+    return [f"wm-{i}" for i in range(config.world_model.population)]
+
+
+def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
+    """The trained world model to dream and navigate with: the one with the lowest last loss."""
+    store = world_models(node)
+    best: tuple[float, str, dict[str, Any]] | None = None
+    for name in store.names():
+        info = store.info(name) or {}
+        if int(info.get("epochs_trained", 0)) < 1:
+            continue
+        loss = float(info.get("last_loss", math.inf))
+        if best is None or loss < best[0]:
+            best = (loss, name, info)
+    return None if best is None else (best[1], best[2])
+
+
+def load_world_model(node: Node, name: str, device: torch.device) -> tuple[WorldModel, dict[str, Any]]:
+    """A world model that has been trained at least one epoch, in eval mode on `device`."""
+    state, meta = world_models(node).load(name, map_location="cpu")
+    if int(meta.get("epochs_trained", 0)) < 1:
+        raise CheckpointError(f"{WORLD_MODELS}/{name}: has never been trained")
+    model = build_world_model(WorldModelSpec.from_dict(meta["spec"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), meta
+
+
+def lease_world_model(node: Node):
+    """A free model of the population and its lease, or None when others hold them all.
+
+    Each node tries the models in its own rotation, so nodes sharing a population spread out
+    instead of all queueing for wm-0."""
+    names = population_names(node.config)
+    start = stable_hash(node.name) % len(names)
+    locker = node.locker()
+    for name in names[start:] + names[:start]:
+        lease = locker.acquire(f"{WORLD_MODELS}/{name}")
+        if lease is not None:
+            return name, lease
+    return None
+
+
+def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch: int, device: torch.device):
+    """The model to train, with its trainer; starts a new one from scratch or from the best."""
+    cfg = node.config.world_model
+    spec = world_model_spec(node.config)
+    model = build_world_model(spec)
+    state, meta = None, None
+    try:
+        state, meta = world_models(node).load(name, map_location="cpu")
+    except CheckpointError:
+        pass
+    if meta is not None and meta.get("spec") != spec.to_dict():
+        node.events.emit("warning", message=f"world model {name}: architecture changed, starting it afresh")
+        state, meta = None, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+    elif cfg.init_from == "best" and (best := trained_world_model(node)) is not None:
+        parent_state, parent_meta = world_models(node).load(best[0], map_location="cpu")
+        if parent_meta.get("spec") == spec.to_dict():
+            model.load_state_dict(parent_state["model"])
+            meta = {"parent": f"{best[0]} v{parent_meta['version']}"}
+    model = model.to(device)
+    schedules = make_schedules(
+        iterations_per_epoch=max(1, batches_per_epoch // _accumulation(node.config)), epochs=cfg.epochs,
+        lr=cfg.lr, start_lr=cfg.start_lr, final_lr=cfg.final_lr, warmup_epochs=cfg.warmup_epochs,
+        weight_decay=cfg.weight_decay, final_weight_decay=cfg.final_weight_decay,
+        ema=(cfg.ema[0], cfg.ema[1]), ipe_scale=cfg.ipe_scale,
+    )
+    masks = None
+    if mode == "masked":
+        m = cfg.mask
+        masks = MaskSampler(
+            grid=spec.grid, enc_mask_scale=tuple(m.enc_mask_scale), pred_mask_scale=tuple(m.pred_mask_scale),
+            aspect_ratio=tuple(m.aspect_ratio), num_enc_masks=m.num_enc_masks, num_pred_masks=m.num_pred_masks,
+            min_keep=min(m.min_keep, spec.grid * spec.grid), allow_overlap=m.allow_overlap,
+        )
+    trainer = WorldModelTrainer(
+        model, schedules, mode=mode, reward_weight=cfg.reward_weight, accumulation=_accumulation(node.config),
+        amp_dtype=torch.bfloat16 if cfg.bfloat16 and device.type == "cuda" else None, masks=masks,
+        seed=cfg.seed + node.cycle,
+    )
+    if state is not None and "trainer" in state:
+        trainer.load_state_dict(state["trainer"])
+    return model, trainer, meta
+
+
+def _accumulation(config: Config) -> int:
+    wm = config.world_model
+    return max(1, wm.global_batch_size // wm.batch_size)
+
+
+def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldModelTrainer, session: Session,
+                     mode: str, frames: int, fence: int, parent: str | None) -> int:
+    store = world_models(node)
+    previous = store.info(name) or {}
+    contributions = dict(previous.get("contributions") or {})
+    contributions[node.name] = int(contributions.get(node.name, 0)) + 1
+    meta = {
+        "spec": model.spec.to_dict(), "session": session.to_dict(), "mode": mode,
+        "epochs_trained": int(previous.get("epochs_trained", 0)) + 1,
+        "last_loss": session.losses[-1], "trained_by": node.name, "frames": frames,
+        "contributions": contributions, "fence": fence, "parent": parent, "cycle": node.cycle,
+    }
+    state = {"model": model.state_dict(), "trainer": trainer.state_dict()}
+    return store.save(name, state, meta)
+
+
+# --- agents -------------------------------------------------------------------------------
+
+
+def agents(node: Node) -> Checkpoints:
+    return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints)
+
+
+def agent_name(node: Node) -> str:
+    """This node's agent; with a population, the one trained least recently (round robin)."""
+    size = node.config.agent.population
+    if size == 1:
+        return f"agent-{node.name}"
+    names = [f"agent-{node.name}-{i}" for i in range(size)]
+    store = agents(node)
+    return min(names, key=lambda n: ((store.info(n) or {}).get("versions") or [{"saved": 0}])[-1]["saved"])
+
+
+def _qnet_spec(config: Config, tokens: int, dim: int, actions: int) -> QNetSpec:
+    net = config.agent.net
+    return QNetSpec(embed_dim=dim, num_tokens=tokens, num_actions=actions, width=net.width,
+                    depth=net.depth, heads=net.heads, mlp_ratio=net.mlp_ratio, pool=1)
+
+
+def _dqn_settings(config: Config, device: torch.device) -> DQNSettings:
+    a = config.agent
+    return DQNSettings(gamma=a.gamma, tau=a.tau, lr=a.lr, weight_decay=a.weight_decay,
+                       autocast_bf16=config.world_model.bfloat16 and device.type == "cuda")
+
+
+def load_or_new_agent(node: Node, name: str, dreams: Dreams, device: torch.device):
+    """The node's agent (a new one if it has none, or if the dreams' shapes changed)."""
+    tokens, dim = dreams.states.shape[2], dreams.states.shape[3]
+    spec = _qnet_spec(node.config, tokens, dim, len(node.config.actions))
+    agent = QNetwork(spec).to(device)
+    trainer = DQNTrainer(agent, _dqn_settings(node.config, device))
+    try:
+        state, meta = agents(node).load(name, map_location=device)
+    except CheckpointError:
+        return agent, trainer, None
+    if meta.get("spec") != _spec_dict(spec):
+        node.events.emit("warning", message=f"agent {name}: shapes changed, starting a new agent")
+        return agent, trainer, None
+    agent.load_state_dict(state["online"])
+    trainer.target.load_state_dict(state["target"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.steps = int(state.get("steps", 0))
+    return agent, trainer, meta
+
+
+def _spec_dict(spec: QNetSpec) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(spec)
+
+
+def save_agent(node: Node, name: str, agent: QNetwork, trainer: DQNTrainer, session: Session,
+               dream_set: str, info: dict[str, Any]) -> int:
+    state = {"online": agent.state_dict(), "target": trainer.target.state_dict(),
+             "optimizer": trainer.optimizer.state_dict(), "steps": trainer.steps}
+    meta = {"spec": _spec_dict(agent.spec), "session": session.to_dict(), "node": node.name,
+            "dream_set": dream_set, "world_model": info.get("world_model"),
+            "world_model_version": info.get("version"), "last_loss": session.losses[-1] if session.losses else None,
+            "reward": node.config.agent.reward, "actions": [a.name for a in node.config.actions]}
+    return agents(node).save(name, state, meta)
+
+
+def load_agent(node: Node, device: torch.device) -> tuple[QNetwork, dict[str, Any]] | None:
+    name = agent_name(node) if node.config.agent.population == 1 else _newest_agent(node)
+    if name is None:
+        return None
+    try:
+        state, meta = agents(node).load(name, map_location=device)
+    except CheckpointError:
+        return None
+    agent = QNetwork(QNetSpec(**meta["spec"])).to(device).eval()
+    agent.load_state_dict(state["online"])
+    return agent, meta
+
+
+def _newest_agent(node: Node) -> str | None:
+    store = agents(node)
+    found = [(((store.info(n) or {}).get("versions") or [{"saved": 0}])[-1]["saved"], n)
+             for n in store.names() if n.startswith(f"agent-{node.name}")]
+    return max(found)[1] if found else None
+
+
+def stable_hash(text: str) -> int:
+    return zlib.crc32(text.encode())

@@ -1,0 +1,60 @@
+"""The train_agent stage: a double DQN learns from the newest dream set which moves pay.
+
+The agent is the node's own (agents are not shared). Its replay memory is filled with every step
+of every dream (states as the dreams stored them, pooled); an epoch is one pass worth of batches;
+training stops at `epochs` or when the epoch loss plateaus. Each epoch ends with an atomic
+checkpoint holding the online and target networks, the optimiser and the session, so a killed run
+resumes at the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ptzjepa import models
+from ptzjepa.learning.dqn import DQNTrainer, dreams_to_transitions
+from ptzjepa.learning.dreamer import Dreams
+from ptzjepa.learning.replay import ReplayBuffer
+from ptzjepa.node import Node
+from ptzjepa.stages.dream import complete_sets, load_set
+from ptzjepa.stages.training import Session
+
+STAGE = "train_agent"
+
+
+def train_agent(node: Node) -> str:
+    sets = complete_sets(node)
+    if not sets:
+        return "no_data"
+    cfg = node.config.agent
+    device = node.device()
+    info, chunks = load_set(node, sets[-1])
+    dreams = Dreams.cat([Dreams.from_dict(c, source=f"dreams/{sets[-1]}") for c in chunks])
+    name = models.agent_name(node)
+    agent, trainer, meta = models.load_or_new_agent(node, name, dreams, device)
+    session = Session.from_meta(meta, node.cycle, node.name, STAGE)
+    replay = ReplayBuffer(capacity=cfg.replay_size, device=device, state_dtype=torch.float16)
+    replay.add(dreams_to_transitions(dreams, cfg.reward).to(device))
+    steps_per_epoch = max(1, len(replay) // cfg.batch_size)
+    schedule = models.lr_schedule(cfg.lr, cfg.start_lr, cfg.final_lr, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + node.cycle * 101 + session.epochs_done)
+    while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
+        if node.stop.is_set():
+            return "stopped"
+        began = time.monotonic()
+        losses = []
+        for _ in range(steps_per_epoch):
+            losses.append(trainer.step(replay.sample(cfg.batch_size, generator), lr=schedule(session.steps)))
+            session.steps += 1
+        loss = sum(losses) / len(losses)
+        session.end_epoch(loss, cfg.plateau_threshold)
+        node.events.emit("metric", stage="agent", name="loss", value=loss, step=session.epochs_done)
+        node.events.emit("metric", stage="agent", name="transitions_per_s",
+                         value=steps_per_epoch * cfg.batch_size / max(time.monotonic() - began, 1e-9),
+                         step=session.epochs_done)
+        node.events.emit("progress", stage=STAGE, done=session.epochs_done, total=cfg.epochs, unit="epochs")
+        version = models.save_agent(node, name, agent, trainer, session, dream_set=sets[-1], info=info)
+        node.events.emit("model_saved", kind="agents", name=name, version=version, path=f"agents/{name}")
+    return "done"

@@ -1,0 +1,112 @@
+"""The dream stage: the world model imagines where sampled actions lead, from real frames.
+
+Dreams start from the target encoder's tokens of stored frames (drawn from (seed, cycle)), roll
+out `dream_length` steps batched on the device, and are written in chunk files under
+`dreams/<set>/` with an info.json that names the world model and its version. info.json is written
+last and marks the set complete; a run killed midway resumes at the first missing chunk.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from ptzjepa import models
+from ptzjepa.data import pose_of, to_tensor
+from ptzjepa.learning.dreamer import rollout
+from ptzjepa.node import Node
+
+STAGE = "dream"
+DREAMS = "dreams"
+
+
+def dream(node: Node) -> str:
+    cfg = node.config.dream
+    picked = models.trained_world_model(node)
+    if picked is None:
+        return "no_model"
+    name, info = picked
+    records = list(node.frames.records())
+    if not records:
+        return "no_data"
+    device = node.device()
+    world_model, meta = models.load_world_model(node, name, device)
+    set_name = f"c{node.cycle:05d}-{name}-v{meta['version']:04d}"
+    folder = f"{DREAMS}/{set_name}"
+    rng = np.random.default_rng([cfg.seed, node.cycle])
+    starts = rng.integers(0, len(records), size=cfg.number_of_dreams)
+    table = models.action_table(node.config, node.limits)
+    chunks = list(range(0, cfg.number_of_dreams, cfg.chunk_size))
+    image_size = node.config.world_model.image_size
+    use_bf16 = node.config.world_model.bfloat16 and device.type == "cuda"
+    for index, lo in enumerate(chunks):
+        if node.stop.is_set():
+            return "stopped"
+        chunk_file = f"{folder}/chunk-{index:04d}.pt"
+        node.events.emit("progress", stage=STAGE, done=lo, total=cfg.number_of_dreams, unit="dreams")
+        if node.store.exists(chunk_file):
+            continue
+        picks = [records[i] for i in starts[lo : lo + cfg.chunk_size]]
+        images, poses = _start_batch(node, picks, image_size)
+        with torch.no_grad():
+            tokens = world_model.encode_target(images.to(device))
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)) + index)
+        dreams = rollout(
+            world_model, tokens, poses.to(device), table, cfg.dream_length, generator,
+            chunk_size=cfg.chunk_size, autocast_bf16=use_bf16, out_device="cpu",
+        )
+        dreams.states = models.pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
+        buffer = io.BytesIO()
+        torch.save(dreams.as_dict(), buffer)
+        node.store.write_bytes(chunk_file, buffer.getvalue())
+        node.events.emit("metric", stage=STAGE, name="prediction_error",
+                         value=float(dreams.prediction_error.mean()), step=node.cycle)
+    node.store.write_json(f"{folder}/info.json", {
+        "world_model": name, "version": meta["version"], "cycle": node.cycle, "node": node.name,
+        "number_of_dreams": cfg.number_of_dreams, "dream_length": cfg.dream_length,
+        "chunks": len(chunks), "state_pool": cfg.state_pool, "actions": list(table.names),
+    })
+    node.events.emit("progress", stage=STAGE, done=cfg.number_of_dreams, total=cfg.number_of_dreams, unit="dreams")
+    _prune(node, keep=cfg.keep_sets)
+    return "done"
+
+
+def _start_batch(node: Node, records: list, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images, poses = [], []
+    for record in records:
+        try:
+            images.append(to_tensor(node.frames.image(record), size))
+        except Exception as exc:  # a corrupt frame: dream from the others
+            node.events.emit("warning", message=f"dream start frame {record.id} skipped: {exc}")
+            continue
+        poses.append(pose_of(record))
+    if not images:
+        raise RuntimeError("dream: none of the chosen start frames could be read")
+    good = len(images)
+    for i in range(len(records) - good):  # keep the chunk's size: repeat good frames
+        images.append(images[i % good])
+        poses.append(poses[i % good])
+    return torch.stack(images), torch.stack(poses)
+
+
+def complete_sets(node: Node) -> list[str]:
+    """Dream sets whose info.json exists, oldest first (names sort by cycle)."""
+    return [s for s in node.store.list_dirs(DREAMS) if node.store.exists(f"{DREAMS}/{s}/info.json")]
+
+
+def load_set(node: Node, set_name: str) -> tuple[dict, list[dict[str, torch.Tensor]]]:
+    info = node.store.read_json(f"{DREAMS}/{set_name}/info.json")
+    chunks = []
+    for index in range(int(info["chunks"])):
+        data = node.store.read_bytes(f"{DREAMS}/{set_name}/chunk-{index:04d}.pt")
+        chunks.append(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    return info, chunks
+
+
+def _prune(node: Node, keep: int) -> None:
+    sets = node.store.list_dirs(DREAMS)
+    complete = [s for s in sets if node.store.exists(f"{DREAMS}/{s}/info.json")]
+    for old in complete[:-keep]:
+        node.store.delete_tree(f"{DREAMS}/{old}")

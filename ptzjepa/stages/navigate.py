@@ -1,0 +1,129 @@
+"""The navigate stage: the agent drives the camera where the world model expects to be wrong.
+
+For each of `iterations` rounds the camera starts at a random position; then for `movements`
+steps the world model encodes the current frame, the agent scores the actions, one is taken
+(argmax, or with probability `exploration` a draw from softmax(Q), as the original), the camera
+moves by it, and the new frame is stored with its position and command. The reward of the move is
+the world model's real prediction error, measured once the new frame is seen; it is stored with
+the new frame's embedding in `collected_embeds/`. Progress is saved per step: a killed run
+resumes at the step in flight, with the camera put back where the last stored frame was taken.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ptzjepa import models
+from ptzjepa.camera.base import PTZ, Frame
+from ptzjepa.data import to_tensor
+from ptzjepa.frames import EMBEDS, Command, frame_id
+from ptzjepa.node import Node
+from ptzjepa.stages.camera_ops import FailureBudget, execute
+
+STAGE = "navigate"
+
+
+def navigate(node: Node) -> str:
+    picked = models.trained_world_model(node)
+    if picked is None:
+        return "no_model"
+    device = node.device()
+    loaded = models.load_agent(node, device)
+    if loaded is None:
+        return "no_agent"
+    agent, _ = loaded
+    world_model, _ = models.load_world_model(node, picked[0], device)
+    cfg, limits = node.config.navigate, node.limits
+    table = models.action_table(node.config, limits)
+    per_round = cfg.movements + 1
+    total = cfg.iterations * per_round
+    done = int(node.progress(STAGE).get("done", 0))
+    current = _resume_frame(node, done, per_round)
+    budget = FailureBudget(limit=max(3, per_round))
+    stored = node.frames.count()
+    for step in range(done, total):
+        if node.stop.is_set():
+            return "stopped"
+        node.events.emit("progress", stage=STAGE, done=step, total=total, unit="moves")
+        rng = np.random.default_rng([cfg.seed, node.cycle, step])
+        if step % per_round == 0 or current is None:
+            start = PTZ(float(rng.uniform(limits.pan.lo, limits.pan.hi)),
+                        float(rng.uniform(limits.tilt.lo, limits.tilt.hi)),
+                        float(rng.uniform(*node.config.capture.start_zoom)))
+            command, choice = Command("absolute", limits.fit(start)), None
+        else:
+            choice = _choose(node, world_model, agent, current, table, rng, device)
+            delta = table.deltas[choice["action"]].tolist()
+            command = Command("action", PTZ(*delta), action=table.names[choice["action"]])
+        frame = execute(node, command)
+        if not budget.record(frame is not None):
+            return "failed"
+        if frame is None:
+            node.save_progress(STAGE, done=step + 1, total=total)
+            current = None  # the camera may be anywhere: the next step starts a round afresh
+            continue
+        fid = frame_id(node.cycle, STAGE, step)
+        node.frames.put(frame, command, fid=fid, cycle=node.cycle, stage=STAGE, node=node.name)
+        stored += 1
+        node.events.emit("frame_stored", id=fid, pan=frame.ptz.pan, tilt=frame.ptz.tilt,
+                         zoom=frame.ptz.zoom, stage=STAGE, count=stored)
+        if choice is not None:
+            reward, target = _reward(world_model, choice, frame, device)
+            node.events.emit("reward", value=reward, action=command.action)
+            if node.config.storage.track_all:
+                _store_embedding(node, fid, target, frame.ptz, command.action, reward, choice["q"])
+        current = frame
+        node.save_progress(STAGE, done=step + 1, total=total)
+    node.events.emit("progress", stage=STAGE, done=total, total=total, unit="moves")
+    return "done"
+
+
+@torch.no_grad()
+def _choose(node: Node, world_model, agent, frame, table, rng: np.random.Generator, device) -> dict:
+    image = to_tensor(frame.image, world_model.spec.image_size).unsqueeze(0).to(device)
+    tokens = world_model.encode_target(image)
+    pose = torch.tensor([frame.ptz.as_tuple()], dtype=torch.float32, device=device)
+    q = agent(models.pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
+    if rng.random() < node.config.navigate.exploration:
+        probs = torch.softmax(q, dim=0).cpu().numpy().astype(np.float64)
+        action = int(rng.choice(len(probs), p=probs / probs.sum()))
+    else:
+        action = int(q.argmax())
+    return {"action": action, "image": image, "pose": pose, "q": q.cpu()}
+
+
+@torch.no_grad()
+def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tensor]:
+    """The world model's real error for this move, as in training: the prediction from the
+    context encoder's view before the move against the target encoder's view after it."""
+    after = torch.tensor([frame.ptz.as_tuple()], dtype=torch.float32, device=device)
+    predicted, _ = world_model.predict(world_model.encode_context(choice["image"]), choice["pose"], after)
+    image = to_tensor(frame.image, world_model.spec.image_size).unsqueeze(0).to(device)
+    target = world_model.encode_target(image)
+    return float(F.smooth_l1_loss(predicted.float(), target.float())), target
+
+
+def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
+                     q: torch.Tensor) -> None:
+    pooled = models.pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
+    buffer = io.BytesIO()
+    torch.save({"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
+                "reward": torch.tensor(reward), "q": q}, buffer)
+    node.store.write_bytes(f"{EMBEDS}/{fid}.pt", buffer.getvalue())
+
+
+def _resume_frame(node: Node, done: int, per_round: int):
+    """After a restart mid-round: the last stored frame of this round, with the camera moved there."""
+    if done == 0 or done % per_round == 0:
+        return None
+    for step in range(done - 1, done - done % per_round - 1, -1):
+        fid = frame_id(node.cycle, STAGE, step)
+        if node.store.exists(f"collected_positions/{fid}.json"):
+            record = node.frames.record(fid)
+            node.camera().move_to(record.ptz)
+            return Frame(node.frames.image(record), record.ptz, record.time)
+    return None
