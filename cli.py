@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
+                            add_help=False, prefix_chars="\x00")
+    legacy.add_argument("options", nargs=argparse.REMAINDER)
+
     machines = sub.add_parser("machines", help="list or draw the state machines")
     msub = machines.add_subparsers(dest="action", required=True)
     msub.add_parser("list", help="list the machines")
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "legacy":
+            from ptzjepa import legacy
+
+            return legacy.run(args.options)
         if args.command == "status":
             from ptzjepa import app
 

@@ -20,6 +20,7 @@ from ptzjepa.runlock import RunLock
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
 from ptzjepa.store import Store
 from ptzjepa.view import LiveView, render
+from ptzjepa.waggle import WagglePublisher, open_plugin
 
 log = logging.getLogger("ptzjepa.app")
 CONFIG_SNAPSHOT = "state/config.json"
@@ -48,6 +49,9 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
         writer = StatusWriter(status, store)
         for subscriber in (log_subscriber, status, writer):
             node.events.subscribe(subscriber)
+        plugin = open_plugin() if config.waggle.publish else None
+        if plugin is not None:
+            node.events.subscribe(WagglePublisher(plugin))
         store.write_json(CONFIG_SNAPSHOT, config_to_dict(config))
         runner = Runner(spec, node)
         node.events.emit(
@@ -64,6 +68,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
         finally:
             restore()
             node.close()
+            if plugin is not None:
+                plugin.__exit__(None, None, None)
         node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
         writer.flush()
     ended = spec.state_names.count(reason) and spec.state(reason)

@@ -127,7 +127,9 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
     """The model to train, with its trainer; starts a new one from scratch or from the best."""
     cfg = node.config.world_model
     spec = world_model_spec(node.config)
-    model = build_world_model(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 1_000_003 + stable_hash(name))  # the same start for a name and seed
+        model = build_world_model(spec)
     state, meta = None, None
     try:
         state, meta = world_models(node).load(name, map_location="cpu")
@@ -222,7 +224,9 @@ def load_or_new_agent(node: Node, name: str, dreams: Dreams, device: torch.devic
     """The node's agent (a new one if it has none, or if the dreams' shapes changed)."""
     tokens, dim = dreams.states.shape[2], dreams.states.shape[3]
     spec = _qnet_spec(node.config, tokens, dim, len(node.config.actions))
-    agent = QNetwork(spec).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(node.config.agent.seed * 1_000_003 + stable_hash(name))
+        agent = QNetwork(spec).to(device)
     trainer = DQNTrainer(agent, _dqn_settings(node.config, device))
     try:
         state, meta = agents(node).load(name, map_location=device)

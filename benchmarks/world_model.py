@@ -1,0 +1,224 @@
+"""How fast the world model trains: the original's B²-image step against encoding each image once.
+
+    python benchmarks/world_model.py [--device cpu|cuda] [--arch vit_tiny] [--batches 4,8,32]
+                                     [--steps N] [--quick] [--compile] [--pair-chunk N]
+                                     [--peak-tflops 989] [--no-bf16]
+
+One row per (path, batch): a full update (gradients of all B² pairs with the surprise, AdamW,
+EMA) on random images already on the device. images/s counts the B real frames, pairs/s the
+B² (context, target) pairs the loss covers; both paths train on exactly the same loss. FLOPs
+are counted with torch.utils.flop_counter on one update; MFU = FLOPs / step time / peak rate
+(--peak-tflops: dense bf16, 989 for an H100 SXM), CUDA only. Peak memory is
+torch.cuda.max_memory_allocated on CUDA and the peak-RSS growth on CPU. Needs only torch (and
+this repo): it imports nothing but ptzjepa.learning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.vit import PRESETS  # noqa: E402
+from ptzjepa.learning.wm_train import naive_step, pair_step  # noqa: E402
+from ptzjepa.learning.wm_trainer import build_optimizer  # noqa: E402
+
+PATHS = {"naive": naive_step, "efficient": pair_step}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--arch", default="vit_tiny", choices=sorted(PRESETS))
+    p.add_argument("--batches", help="comma-separated batch sizes B (B² pairs); default 4,8,32")
+    p.add_argument("--steps", type=int, help="timed updates per row (default 10)")
+    p.add_argument("--warmup", type=int, help="untimed updates first (default 2)")
+    p.add_argument("--image-size", type=int, help="default 224")
+    p.add_argument("--patch-size", type=int, default=14)
+    p.add_argument("--pred-width", type=int, default=384)
+    p.add_argument("--pred-depth", type=int, default=12)
+    p.add_argument("--pred-heads", type=int, default=6)
+    p.add_argument("--pair-chunk", type=int, default=512,
+                   help="most pairs through the predictor at once (0: all); halved on out-of-memory")
+    p.add_argument("--paths", default="naive,efficient")
+    p.add_argument("--compile", action="store_true", help="torch.compile encoders and predictor")
+    p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA (bf16 autocast is the default)")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU")
+    p.add_argument("--quick", action="store_true",
+                   help="a CPU sanity run: batches 2,4, 112 px, 1 warm-up and 2 timed updates "
+                   "(flags given explicitly still win)")
+    args = p.parse_args(argv)
+    defaults = ("2,4", 2, 1, 112) if args.quick else ("4,8,32", 10, 2, 224)
+    for name, value in zip(("batches", "steps", "warmup", "image_size"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.batch_list = [int(b) for b in args.batches.split(",") if b]
+    args.path_list = [x for x in args.paths.split(",") if x]
+    for path in args.path_list:
+        if path not in PATHS:
+            p.error(f"--paths: expected names from {sorted(PATHS)}, got {path!r}")
+    if not args.batch_list or min(args.batch_list) < 1 or args.steps < 1 or args.warmup < 0:
+        p.error("--batches, --steps, --warmup: expected positive integers (warm-up may be 0)")
+    return args
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak bytes during a block: the CUDA allocator's peak, or the growth of peak RSS on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.base = 0
+
+    @staticmethod
+    def _rss(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = 0
+            return
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so reuse is not hidden
+        except (OSError, AttributeError):
+            pass
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM)
+        except OSError:
+            pass
+        self.base = self._rss("VmRSS")
+
+    def peak(self) -> int:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        return max(0, self._rss("VmHWM") - self.base)
+
+
+def make_spec(args: argparse.Namespace) -> WorldModelSpec:
+    width, depth, heads = PRESETS[args.arch]
+    return WorldModelSpec(
+        image_size=args.image_size, patch_size=args.patch_size,
+        encoder_width=width, encoder_depth=depth, encoder_heads=heads,
+        predictor_width=args.pred_width, predictor_depth=args.pred_depth,
+        predictor_heads=args.pred_heads,
+    )  # fmt: skip
+
+
+def make_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(batch)
+    images = torch.randn(batch, 3, size, size, generator=g)
+    low, span = torch.tensor([0.0, -20.0, 1.0]), torch.tensor([360.0, 110.0, 3.0])
+    poses = low + span * torch.rand(batch, 3, generator=g)
+    return images.to(device), poses.to(device)
+
+
+def update(model: WorldModel, optimizer: torch.optim.Optimizer, step, images, poses, chunk, amp) -> None:
+    step(model, images, poses, pair_chunk=chunk, amp_dtype=amp)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    model.ema_update(0.996)
+
+
+def run_row(args: argparse.Namespace, device: torch.device, path: str, batch: int) -> dict[str, float | str]:
+    torch.manual_seed(0)
+    model = build_world_model(make_spec(args)).to(device)
+    if args.compile:
+        for module in (model.encoder, model.target_encoder, model.predictor):
+            module.compile()
+    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.04)
+    images, poses = make_batch(batch, args.image_size, device)
+    amp = torch.bfloat16 if device.type == "cuda" and not args.no_bf16 else None
+    pairs = batch * batch
+    chunk = args.pair_chunk if 0 < args.pair_chunk < pairs else None
+    step = PATHS[path]
+    meter = PeakMemory(device)
+    while True:
+        try:
+            meter.start()
+            for _ in range(args.warmup):
+                update(model, optimizer, step, images, poses, chunk, amp)
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                update(model, optimizer, step, images, poses, chunk, amp)
+            sync(device)
+            seconds = (time.perf_counter() - start) / args.steps
+            peak = meter.peak()
+            break
+        except torch.cuda.OutOfMemoryError:
+            optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            torch.cuda.empty_cache()
+            chunk = (chunk or pairs) // 2
+            if chunk < 1:
+                return {"error": "out of memory"}
+    with FlopCounterMode(display=False) as counter:
+        step(model, images, poses, pair_chunk=chunk, amp_dtype=amp)
+    optimizer.zero_grad(set_to_none=True)
+    flops = counter.get_total_flops()
+    return {
+        "seconds": seconds, "images_s": batch / seconds, "pairs_s": pairs / seconds,
+        "peak_gib": peak / 2**30, "tflops": flops / seconds / 1e12, "gflop": flops / 1e9,
+        "chunk": chunk or pairs,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    spec = make_spec(args)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    precision = "bf16 autocast" if device.type == "cuda" and not args.no_bf16 else "float32"
+    print(f"device {name} | torch {torch.__version__} | {precision} | compile {args.compile}")
+    print(f"world model {args.arch}: {spec.image_size}px patch {spec.patch_size} -> "
+          f"{spec.num_patches} tokens x {spec.embed_dim}; predictor width {spec.predictor_width} "
+          f"depth {spec.predictor_depth}; {args.warmup} warm-up + {args.steps} timed updates")
+    header = (f"{'path':<10}{'batch':>6}{'pairs':>7}{'chunk':>7}{'images/s':>10}{'pairs/s':>10}"
+              f"{'step ms':>10}{'peak GiB':>10}{'GFLOP':>9}{'TFLOP/s':>9}{'MFU':>7}")
+    print(header)
+    print("-" * len(header))
+    for batch in args.batch_list:
+        rows = {}
+        for path in args.path_list:
+            row = run_row(args, device, path, batch)
+            rows[path] = row
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if "error" in row:
+                print(f"{path:<10}{batch:>6}{batch * batch:>7}  {row['error']}")
+                continue
+            mfu = (f"{100 * row['tflops'] / args.peak_tflops:>6.1f}%" if device.type == "cuda"
+                   else f"{'-':>7}")
+            print(f"{path:<10}{batch:>6}{batch * batch:>7}{row['chunk']:>7}{row['images_s']:>10.1f}"
+                  f"{row['pairs_s']:>10.1f}{1000 * row['seconds']:>10.1f}{row['peak_gib']:>10.2f}"
+                  f"{row['gflop']:>9.0f}{row['tflops']:>9.2f}{mfu}", flush=True)
+        naive, fast = rows.get("naive", {}), rows.get("efficient", {})
+        if "pairs_s" in naive and "pairs_s" in fast:
+            print(f"{'':<10}{batch:>6}  speed-up efficient/naive: "
+                  f"{fast['pairs_s'] / naive['pairs_s']:.2f}x pairs/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+from ptzjepa.config import load_config
+from ptzjepa.legacy import translate
+from ptzjepa.machine import load_machine
+
+
+def test_original_flags_map_onto_settings():
+    run = translate("-rm lifelong -cb 0 -it 20 -mv 15 -un admin -pw hunter22 -ip 10.0.0.5 -ki -tp "
+                    "--track_all -pubmsg -dist -dist_ip 10.0.0.9".split())
+    assert run.machine == "lifelong" and run.profile == "waggle"
+    config = load_config(run.profile, run.overrides)
+    assert config.camera.kind == "hanwha" and config.camera.url == "http://10.0.0.5"
+    assert config.camera.username == "admin"
+    assert (config.capture.iterations, config.capture.movements) == (20, 15)
+    assert (config.navigate.iterations, config.navigate.movements) == (20, 15)
+    assert config.storage.keep_images and config.storage.track_all and config.waggle.publish
+    assert config.locks.kind == "redis" and config.locks.redis_url == "redis://10.0.0.9:6379/0"
+    assert run.env == {"PTZJEPA_CAMERA_PASSWORD": "hunter22"}
+    assert not any("hunter22" in o for o in run.overrides)
+    assert any("process list" in n for n in run.notes)
+
+
+def test_defaults_and_axis_and_stored_images():
+    run = translate("-rm lifelong -cb 1 -si".split())
+    config = load_config(run.profile, run.overrides)
+    assert config.camera.kind == "axis" and config.navigate.modulation.zoom == 100
+    assert not config.storage.keep_images  # the original deleted frames unless -ki
+    assert run.machine == "lifelong_stored"
+    assert load_machine(run.machine, check_stages=True).initial == "train_world_model"
+    for mode in ("train", "world_model_train", "dream", "agent_train", "env_interaction"):
+        assert load_machine(translate(["-rm", mode]).machine).name == mode

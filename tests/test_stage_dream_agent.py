@@ -1,0 +1,74 @@
+import torch
+
+from ptzjepa import models
+from ptzjepa.learning.dreamer import Dreams
+from ptzjepa.stages.agent import train_agent
+from ptzjepa.stages.dream import DREAMS, complete_sets, dream, load_set
+from ptzjepa.stages.navigate import navigate
+from ptzjepa.stages.world_model import train_world_model
+from tests.stage_helpers import captured_node
+
+
+def _trained(*overrides):
+    node = captured_node("world_model.epochs=1", *overrides)
+    assert train_world_model(node) == "done"
+    return node
+
+
+def test_dream_needs_a_trained_world_model():
+    node = captured_node()
+    assert dream(node) == "no_model"
+    assert train_agent(node) == "no_data"
+    assert navigate(node) == "no_model"
+
+
+def test_dreams_have_the_promised_shapes_and_metadata():
+    node = _trained("dream.number_of_dreams=12", "dream.dream_length=3", "dream.chunk_size=5")
+    assert dream(node) == "done"
+    (name,) = complete_sets(node)
+    info, chunks = load_set(node, name)
+    assert info["world_model"] == "wm-0" and info["version"] == 1 and info["chunks"] == 3
+    assert info["actions"][0] == "noop" and len(info["actions"]) == 21
+    dreams = Dreams.cat([Dreams.from_dict(c) for c in chunks])
+    grid = (64 // 8) // 2  # tiny: 8x8 tokens, pooled by 2
+    assert dreams.states.shape == (12, 4, grid * grid, 64) and dreams.states.dtype == torch.float16
+    assert dreams.poses.shape == (12, 4, 3) and dreams.actions.shape == (12, 3)
+    for field in ("reward_head", "delta_reward", "prediction_error"):
+        assert getattr(dreams, field).shape == (12, 3) and torch.isfinite(getattr(dreams, field)).all()
+    limits = node.config.camera.limits
+    assert (dreams.poses[..., 1] >= limits.tilt_min).all() and (dreams.poses[..., 1] <= limits.tilt_max).all()
+
+
+def test_a_dream_is_reproducible_from_its_seed():
+    node = _trained()
+    assert dream(node) == "done"
+    (name,) = complete_sets(node)
+    _, first = load_set(node, name)
+    node.store.delete_tree(DREAMS)
+    assert dream(node) == "done"
+    _, second = load_set(node, name)
+    for a, b in zip(first, second):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_agent_trains_then_navigates_and_stores_rewards():
+    node = _trained("agent.epochs=2")
+    assert navigate(node) == "no_agent"
+    assert dream(node) == "done"
+    assert train_agent(node) == "done"
+    info = models.agents(node).info(f"agent-{node.name}")
+    assert info["version"] == 2 and info["reward"] == "prediction_error" and info["world_model"] == "wm-0"
+    before = node.frames.count()
+    assert navigate(node) == "done"
+    cfg = node.config.navigate
+    nav = [r for r in node.frames.records() if r.stage == "navigate"]
+    assert len(nav) == cfg.iterations * (cfg.movements + 1) == node.frames.count() - before
+    actions = [r for r in nav if r.command.kind == "action"]
+    assert len(actions) == cfg.iterations * cfg.movements
+    embeds = node.store.list("collected_embeds", ".pt")
+    assert sorted(embeds) == sorted(f"{r.id}.pt" for r in actions)
+    import io
+
+    sample = torch.load(io.BytesIO(node.store.read_bytes(f"collected_embeds/{embeds[0]}")), weights_only=True)
+    assert sample["reward"].item() >= 0 and sample["q"].shape == (21,) and sample["embedding"].dtype == torch.float16

@@ -1,0 +1,85 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from ptzjepa import models
+from ptzjepa.data import FrameDataset, collate_skipping_bad
+from ptzjepa.stages.world_model import pretrain_world_model, train_world_model
+from tests.conftest import REPO
+from tests.stage_helpers import captured_node
+
+
+def test_training_on_sim_frames_lowers_the_loss():
+    node = captured_node("world_model.epochs=8", "world_model.patience=100", "world_model.lr=0.001",
+                         "world_model.start_lr=0.0001", "world_model.warmup_epochs=1")
+    assert train_world_model(node) == "done"
+    info = models.world_models(node).info("wm-0")
+    losses = info["session"]["losses"]
+    assert len(losses) == 8 and info["epochs_trained"] == 8
+    assert losses[-1] < 0.8 * losses[0]
+    assert info["frames"] == node.frames.count() and info["trained_by"] == node.name
+    assert info["contributions"] == {node.name: 8}
+    assert node.store.list("metrics/world_model/wm-0")[0] == "c00000-e0001.jsonl"
+
+
+def test_checkpoint_round_trip_gives_identical_outputs():
+    node = captured_node("world_model.epochs=1")
+    assert train_world_model(node) == "done"
+    first, _ = models.load_world_model(node, "wm-0", torch.device("cpu"))
+    again, meta = models.load_world_model(node, "wm-0", torch.device("cpu"))
+    records = list(node.frames.records())[:4]
+    images, poses = collate_skipping_bad([FrameDataset(node.store.url, records, 64)[i] for i in range(4)])
+    with torch.no_grad():
+        a = first.predict(first.encode_context(images), poses, poses.flip(0))
+        b = again.predict(again.encode_context(images), poses, poses.flip(0))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert meta["epochs_trained"] == 1
+
+
+def test_pretrain_mode_trains_with_masks():
+    node = captured_node("world_model.epochs=2")
+    assert pretrain_world_model(node) == "done"
+    info = models.world_models(node).info("wm-0")
+    assert info["mode"] == "masked" and len(info["session"]["losses"]) == 2
+
+
+def test_no_frames_is_an_outcome_not_a_crash():
+    import uuid
+
+    from ptzjepa.config import load_config
+    from ptzjepa.node import Node
+    from ptzjepa.store import Store
+
+    node = Node(config=load_config("tiny"), store=Store(f"memory://empty-{uuid.uuid4().hex}"))
+    assert train_world_model(node) == "no_data"
+
+
+def test_sigkill_mid_training_resumes_from_the_saved_epoch(tmp_path):
+    data = tmp_path / "run"
+    captured_node(url=str(data))
+    args = [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--machine", "world_model_train",
+            "--data", str(data), "--no-view", "--set", "world_model.epochs=40", "--set", "world_model.patience=100"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    info_file = data / "world_models" / "wm-0" / "model_info.json"
+    deadline = time.time() + 120
+    import json
+
+    while time.time() < deadline:
+        if info_file.exists() and json.loads(info_file.read_text())["version"] >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = json.loads(info_file.read_text())
+    done_before = before["session"]["epochs_done"]
+    assert 3 <= done_before < 40
+    finished = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    after = json.loads(info_file.read_text())
+    assert after["session"]["epochs_done"] == 40
+    assert after["session"]["losses"][:done_before] == before["session"]["losses"][:done_before]
+    assert after["epochs_trained"] == 40  # no epoch counted twice
