@@ -1,12 +1,22 @@
-"""How fast the world model trains: the original's B²-image step against encoding each image once.
+"""How fast the world model trains: the original PTZJEPA update against ours, side by side.
 
     python benchmarks/world_model.py [--device cpu|cuda] [--arch vit_tiny] [--batches 4,8,32]
-                                     [--steps N] [--quick] [--compile] [--pair-chunk N]
-                                     [--peak-tflops 989] [--no-bf16]
+                                     [--paths original,naive,efficient,compiled] [--steps N]
+                                     [--quick] [--pair-chunk N] [--peak-tflops 989] [--no-bf16]
 
 One row per (path, batch): a full update (gradients of all B² pairs with the surprise, AdamW,
-EMA) on random images already on the device. images/s counts the B real frames, pairs/s the
-B² (context, target) pairs the loss covers; both paths train on exactly the same loss. FLOPs
+EMA) on random images already on the device, every path on the same network and the same loss:
+
+- original:  the original's implementation (benchmarks/original_step.py): B² copied images
+             through both encoders twice, float32 without TF32, materialised attention,
+             per-tensor AdamW, a Python EMA loop, host syncs for its logging;
+- naive:     the same B²-image algorithm on our kernels (bf16 autocast, fused attention and
+             AdamW) — the difference to `efficient` is the algorithm alone;
+- efficient: ours, each image encoded once and the pairs formed on the tokens (pair_step);
+- compiled:  `efficient` with the encoders and predictor under torch.compile
+             (world_model.compile in the profiles).
+
+images/s counts the B real frames, pairs/s the B² (context, target) pairs the loss covers. FLOPs
 are counted with torch.utils.flop_counter on one update; MFU = FLOPs / step time / peak rate
 (--peak-tflops: dense bf16, 989 for an H100 SXM), CUDA only. Peak memory is
 torch.cuda.max_memory_allocated on CUDA and the peak-RSS growth on CPU. Needs only torch (and
@@ -16,6 +26,7 @@ this repo): it imports nothing but ptzjepa.learning.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import sys
@@ -32,7 +43,10 @@ from ptzjepa.learning.vit import PRESETS  # noqa: E402
 from ptzjepa.learning.wm_train import naive_step, pair_step  # noqa: E402
 from ptzjepa.learning.wm_trainer import build_optimizer  # noqa: E402
 
-PATHS = {"naive": naive_step, "efficient": pair_step}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from original_step import original_numerics, original_optimizer, original_update  # noqa: E402
+
+PATHS = ("original", "naive", "efficient", "compiled")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pred-heads", type=int, default=6)
     p.add_argument("--pair-chunk", type=int, default=512,
                    help="most pairs through the predictor at once (0: all); halved on out-of-memory")
-    p.add_argument("--paths", default="naive,efficient")
-    p.add_argument("--compile", action="store_true", help="torch.compile encoders and predictor")
+    p.add_argument("--paths", help=f"comma-separated, from {', '.join(PATHS)} (default: all; --quick: not compiled)")
+    p.add_argument("--compile-mode", default="reduce-overhead",
+                   help="torch.compile mode of the compiled path (default: reduce-overhead, CUDA graphs)")
     p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA (bf16 autocast is the default)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU")
     p.add_argument("--quick", action="store_true",
@@ -62,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.batch_list = [int(b) for b in args.batches.split(",") if b]
+    if args.paths is None:  # torch.compile on a CPU mostly times the compiler: left out of --quick
+        args.paths = "original,naive,efficient" if args.quick else ",".join(PATHS)
     args.path_list = [x for x in args.paths.split(",") if x]
     for path in args.path_list:
         if path not in PATHS:
@@ -129,50 +146,62 @@ def make_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tenso
     return images.to(device), poses.to(device)
 
 
-def update(model: WorldModel, optimizer: torch.optim.Optimizer, step, images, poses, chunk, amp) -> None:
+def update(path: str, model: WorldModel, optimizer: torch.optim.Optimizer, images, poses, chunk, amp) -> None:
+    if path == "original":
+        original_update(model, optimizer, images, poses, chunk)
+        return
+    step = naive_step if path == "naive" else pair_step
     step(model, images, poses, pair_chunk=chunk, amp_dtype=amp)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     model.ema_update(0.996)
 
 
+def count_flops(path: str, model: WorldModel, images, poses, chunk, amp) -> int:
+    """FLOPs of one update's gradient computation (the optimiser and EMA are negligible)."""
+    step = pair_step if path in ("efficient", "compiled") else naive_step
+    numerics = original_numerics() if path == "original" else contextlib.nullcontext()
+    with numerics, FlopCounterMode(display=False) as counter:
+        step(model, images, poses, pair_chunk=chunk, amp_dtype=None if path == "original" else amp)
+    return counter.get_total_flops()
+
+
 def run_row(args: argparse.Namespace, device: torch.device, path: str, batch: int) -> dict[str, float | str]:
     torch.manual_seed(0)
     model = build_world_model(make_spec(args)).to(device)
-    if args.compile:
+    if path == "compiled":
         for module in (model.encoder, model.target_encoder, model.predictor):
-            module.compile()
-    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.04)
+            module.compile(mode=args.compile_mode)
+    optimizer = original_optimizer(model) if path == "original" else build_optimizer(model, lr=1e-4, weight_decay=0.04)
     images, poses = make_batch(batch, args.image_size, device)
     amp = torch.bfloat16 if device.type == "cuda" and not args.no_bf16 else None
     pairs = batch * batch
     chunk = args.pair_chunk if 0 < args.pair_chunk < pairs else None
-    step = PATHS[path]
     meter = PeakMemory(device)
     while True:
         try:
             meter.start()
             for _ in range(args.warmup):
-                update(model, optimizer, step, images, poses, chunk, amp)
+                update(path, model, optimizer, images, poses, chunk, amp)
             sync(device)
             start = time.perf_counter()
             for _ in range(args.steps):
-                update(model, optimizer, step, images, poses, chunk, amp)
+                update(path, model, optimizer, images, poses, chunk, amp)
             sync(device)
             seconds = (time.perf_counter() - start) / args.steps
             peak = meter.peak()
             break
-        except torch.cuda.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:  # first: it is a RuntimeError too
             optimizer.zero_grad(set_to_none=True)
             gc.collect()
             torch.cuda.empty_cache()
             chunk = (chunk or pairs) // 2
             if chunk < 1:
                 return {"error": "out of memory"}
-    with FlopCounterMode(display=False) as counter:
-        step(model, images, poses, pair_chunk=chunk, amp_dtype=amp)
+        except RuntimeError as exc:  # a compiler failure ends this row, not the benchmark
+            return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+    flops = count_flops(path, model, images, poses, chunk, amp)
     optimizer.zero_grad(set_to_none=True)
-    flops = counter.get_total_flops()
     return {
         "seconds": seconds, "images_s": batch / seconds, "pairs_s": pairs / seconds,
         "peak_gib": peak / 2**30, "tflops": flops / seconds / 1e12, "gflop": flops / 1e9,
@@ -190,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = make_spec(args)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     precision = "bf16 autocast" if device.type == "cuda" and not args.no_bf16 else "float32"
-    print(f"device {name} | torch {torch.__version__} | {precision} | compile {args.compile}")
+    print(f"device {name} | torch {torch.__version__} | {precision} (original: float32, no TF32)")
     print(f"world model {args.arch}: {spec.image_size}px patch {spec.patch_size} -> "
           f"{spec.num_patches} tokens x {spec.embed_dim}; predictor width {spec.predictor_width} "
           f"depth {spec.predictor_depth}; {args.warmup} warm-up + {args.steps} timed updates")
@@ -214,10 +243,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{path:<10}{batch:>6}{batch * batch:>7}{row['chunk']:>7}{row['images_s']:>10.1f}"
                   f"{row['pairs_s']:>10.1f}{1000 * row['seconds']:>10.1f}{row['peak_gib']:>10.2f}"
                   f"{row['gflop']:>9.0f}{row['tflops']:>9.2f}{mfu}", flush=True)
-        naive, fast = rows.get("naive", {}), rows.get("efficient", {})
-        if "pairs_s" in naive and "pairs_s" in fast:
-            print(f"{'':<10}{batch:>6}  speed-up efficient/naive: "
-                  f"{fast['pairs_s'] / naive['pairs_s']:.2f}x pairs/s", flush=True)
+        for slow, fast in (("original", "efficient"), ("original", "compiled"), ("naive", "efficient")):
+            if "pairs_s" in rows.get(slow, {}) and "pairs_s" in rows.get(fast, {}):
+                print(f"{'':<10}{batch:>6}  speed-up {fast}/{slow}: "
+                      f"{rows[fast]['pairs_s'] / rows[slow]['pairs_s']:.2f}x pairs/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,9 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
             model.load_state_dict(parent_state["model"])
             meta = {"parent": f"{best[0]} v{parent_meta['version']}"}
     model = model.to(device)
+    if cfg.compile != "off" and device.type == "cuda":  # in place: parameter names stay the checkpoints'
+        for module in (model.encoder, model.target_encoder, model.predictor):
+            module.compile(mode=cfg.compile)
     schedules = make_schedules(
         iterations_per_epoch=max(1, batches_per_epoch // _accumulation(node.config)), epochs=cfg.epochs,
         lr=cfg.lr, start_lr=cfg.start_lr, final_lr=cfg.final_lr, warmup_epochs=cfg.warmup_epochs,
@@ -163,6 +166,7 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
     trainer = WorldModelTrainer(
         model, schedules, mode=mode, reward_weight=cfg.reward_weight, accumulation=_accumulation(node.config),
         amp_dtype=torch.bfloat16 if cfg.bfloat16 and device.type == "cuda" else None, masks=masks,
+        pair_chunk=cfg.pair_chunk or None,
         seed=cfg.seed + node.cycle,
     )
     if state is not None and "trainer" in state:

@@ -91,7 +91,7 @@ def target_grads_on(model: WorldModel) -> Iterator[list[torch.nn.Parameter]]:
 
 def gradient_magnitude(grads: list[torch.Tensor], reduction: Reduction) -> torch.Tensor:
     """Sum (the original) or mean of |g| over every element of every gradient."""
-    total = torch.stack([g.abs().sum() for g in grads]).sum()
+    total = torch.stack(torch._foreach_norm(grads, 1)).sum()  # L1 norms in one multi-tensor kernel
     if reduction == "sum":
         return total
     if reduction == "mean":
@@ -174,9 +174,10 @@ def pair_step(
 ) -> StepStats:
     """Accumulate into .grad the gradients of the all-pairs loss of one batch, encoding each image once.
 
-    pair_chunk bounds how many pairs go through the predictor at once (memory); with more than
-    one chunk the predictor runs a no-grad pass first to get the surprise (as the original did),
-    then a backward per chunk.
+    pair_chunk bounds how many pairs go through the predictor at once (memory). The surprise needs
+    every pair's prediction before any backward, so with several chunks all but the last run a
+    no-grad pass first; the last chunk's graph is kept from that pass and is the first to go
+    backward, so only one chunk's graph is alive at a time and no chunk is predicted three times.
     """
     batch = _check_batch(images, poses)
     pairs = batch * batch
@@ -199,24 +200,23 @@ def pair_step(
             return model.predictor(ctx[i], poses[i], poses[j])
 
     cotangent = torch.zeros_like(h_leaf)
-    if single:
-        pred, reward = run(chunks[0])
-        cotangent += _aux_cotangent(pred, h_leaf, tgt_j)
-    else:
-        for part in chunks:
-            with torch.no_grad():
-                guess = run(part)[0]
-            cotangent += _aux_cotangent(guess, h_leaf, tgt_j[part])
+    for part in chunks[:-1]:
+        with torch.no_grad():
+            guess = run(part)[0]
+        cotangent += _aux_cotangent(guess, h_leaf, tgt_j[part])
+    kept = run(chunks[-1])  # with its graph: the first chunk to go backward below
+    cotangent += _aux_cotangent(kept[0], h_leaf, tgt_j[chunks[-1]])
     surprise = _surprise(model, h, cotangent, aux_count, surprise_reduction)
     del h
 
     sums = None
-    for part in chunks:
-        if not single:
-            pred, reward = run(part)
+    for part in reversed(chunks):
+        pred, reward = kept if part is chunks[-1] else run(part)
         parts = _chunk_loss(pred, reward, target[tgt_j[part]], surprise, reward_weight, total_tokens)
         (parts[0] * loss_scale).backward()
         sums = _add(sums, parts)
+        del pred, reward
+        kept = None
     if not single:
         tokens.backward(ctx.grad)
     assert sums is not None
