@@ -71,6 +71,21 @@ class MachineSpec:
     def state_names(self) -> list[str]:
         return [s.name for s in self.states]
 
+    def main_path(self) -> tuple[list[str], str]:
+        """The states that `done` leads through from the initial one, for drawing the machine as a
+        row, and the state the row loops back to ('' when it ends in a final state instead)."""
+        names = self.state_names
+        path, here = [self.initial], self.initial
+        while not self.state(here).final:
+            dest = next((t.dest for t in self.transitions if t.trigger == "done" and here in t.sources(names)), None)
+            if dest is None:
+                break
+            if dest in path:
+                return path, dest
+            path.append(dest)
+            here = dest
+        return path, ""
+
     def transition_dicts(self) -> list[dict[str, Any]]:
         names = [s.name for s in self.states if not s.final]
         out = []
@@ -195,6 +210,12 @@ class Runner:
         """Run until a final state, a stop request, or until `cycles` cycles are complete in this
         data folder (counted from its first run, so the same command resumes to the same end)."""
         node, events = self.node, self.node.events
+        path, loop_to = self.spec.main_path()
+        events.emit(
+            "machine", name=self.spec.name, path=path, loop_to=loop_to,
+            side=[s for s in self.spec.state_names if s not in path],
+            finals=[s.name for s in self.spec.states if s.final], state=self.state, cycle=node.cycle,
+        )
         self._save()
         while True:
             state = self.spec.state(self.state)
@@ -219,3 +240,4 @@ class Runner:
                 )
             self.trigger(outcome)
             self._save()
+            events.emit("transition", source=state.name, outcome=outcome, dest=self.state, cycle=node.cycle)

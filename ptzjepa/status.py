@@ -3,6 +3,12 @@
 NodeStatus is the only thing the view reads. It is also written to `state/status.json` in the
 store (atomically, at most every few seconds and at every state change) so that `status` can
 print the same facts for a node you are not attached to.
+
+Besides the kinds listed in ptzjepa/events.py it reads three that the machine runner and the dream
+stage emit: `machine` [name, path, loop_to, side, finals, state, cycle] (the machine drawn as a
+row: the states `done` leads through, the one it loops back to, the others), `transition`
+[source, outcome, dest, cycle] (after every persisted transition), and `dreams_stored`
+[set, chunk, dreams, done, total] (after every stored chunk of dreams).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ STATUS_FILE = "state/status.json"
 COVERAGE_PAN_BINS = 36
 COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
+_RECENT_REWARDS = 5
 
 
 class NodeStatus:
@@ -30,6 +37,10 @@ class NodeStatus:
         self._lock = threading.Lock()
         self.machine = ""
         self.machine_states: list[str] = list(machine_states or [])
+        self.path: list[str] = []
+        self.loop_to = ""
+        self.side: list[str] = []
+        self.finals: list[str] = []
         self.state = ""
         self.state_since = time.time()
         self.cycle = 0
@@ -42,6 +53,9 @@ class NodeStatus:
         self.series: dict[str, deque[float]] = {}
         self.last_metrics: dict[str, float] = {}
         self.rewards: deque[float] = deque(maxlen=_SERIES_LEN)
+        self.recent_rewards: deque[tuple[str, float]] = deque(maxlen=_RECENT_REWARDS)
+        self.dreams_made = 0
+        self.dream_set: dict[str, Any] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, str] = {}
         self.disk_bytes = 0
@@ -66,14 +80,30 @@ class NodeStatus:
         self.frames_stored = int(e.data.get("frames", self.frames_stored))
         self.started = self.state_since = e.time
 
+    def _on_machine(self, e: Event) -> None:
+        self.machine = e.data.get("name", self.machine)
+        self.path = list(e.data.get("path") or [])
+        self.loop_to = e.data.get("loop_to") or ""
+        self.side = list(e.data.get("side") or [])
+        self.finals = list(e.data.get("finals") or [])
+        self.machine_states = self.path + [s for s in self.side if s not in self.path]
+        self._enter(e.data.get("state", self.state), int(e.data.get("cycle", self.cycle)), e.time)
+
     def _on_state_entered(self, e: Event) -> None:
-        self.state = e.data["state"]
-        self.cycle = int(e.data.get("cycle", self.cycle))
-        self.state_since = e.time
+        self._enter(e.data["state"], int(e.data.get("cycle", self.cycle)), e.time)
 
     def _on_state_left(self, e: Event) -> None:
         self.outcomes.append(f"{e.data['state']}→{e.data['outcome']}")
-        self.progress.pop(e.data["state"], None)
+
+    def _on_transition(self, e: Event) -> None:
+        self._enter(e.data["dest"], int(e.data.get("cycle", self.cycle)), e.time)
+
+    def _enter(self, state: str, cycle: int, when: float) -> None:
+        if cycle != self.cycle:
+            self.progress.clear()  # the bars show the current cycle's stages
+        if state != self.state:
+            self.state_since = when
+        self.state, self.cycle = state, cycle
 
     def _on_progress(self, e: Event) -> None:
         self.progress[e.data["stage"]] = dict(e.data)
@@ -93,6 +123,11 @@ class NodeStatus:
 
     def _on_reward(self, e: Event) -> None:
         self.rewards.append(float(e.data["value"]))
+        self.recent_rewards.append((str(e.data.get("action", "")), float(e.data["value"])))
+
+    def _on_dreams_stored(self, e: Event) -> None:
+        self.dreams_made += int(e.data.get("dreams", 0))
+        self.dream_set = {k: e.data[k] for k in ("set", "done", "total") if k in e.data}
 
     def _on_model_saved(self, e: Event) -> None:
         self.models[f"{e.data['kind']}/{e.data['name']}"] = dict(e.data)
@@ -110,12 +145,19 @@ class NodeStatus:
 
     def _on_run_finished(self, e: Event) -> None:
         self.finished = e.data.get("reason", "")
+        if e.data.get("state"):
+            self._enter(e.data["state"], int(e.data.get("cycle", self.cycle)), e.time)
 
     def _cover(self, pan: float, tilt: float) -> None:
+        row, col = self._cell(pan, tilt)
+        self.coverage[row][col] += 1
+
+    def _cell(self, pan: float, tilt: float) -> tuple[int, int]:
+        """The coverage bin (row = tilt, top = up; column = pan) of a camera position."""
         p, t = self.limits.pan, self.limits.tilt
         col = int((p.fit(pan) - p.lo) / p.span * COVERAGE_PAN_BINS)
         row = int((t.hi - t.fit(tilt)) / t.span * COVERAGE_TILT_BINS)
-        self.coverage[min(row, COVERAGE_TILT_BINS - 1)][min(col, COVERAGE_PAN_BINS - 1)] += 1
+        return min(max(row, 0), COVERAGE_TILT_BINS - 1), min(max(col, 0), COVERAGE_PAN_BINS - 1)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -124,18 +166,28 @@ class NodeStatus:
             return {
                 "machine": self.machine,
                 "states": list(self.machine_states),
+                "path": list(self.path),
+                "loop_to": self.loop_to,
+                "side": list(self.side),
+                "finals": list(self.finals),
                 "state": self.state,
                 "state_seconds": round(time.time() - self.state_since, 1),
                 "updated": time.time(),
+                "run_seconds": round(time.time() - self.started, 1),
                 "cycle": self.cycle,
                 "data": self.data_url,
                 "frames_stored": self.frames_stored,
                 "ptz": list(self.ptz) if self.ptz else None,
                 "coverage": [list(row) for row in self.coverage],
+                "coverage_axes": {"pan": [self.limits.pan.lo, self.limits.pan.hi],
+                                  "tilt": [self.limits.tilt.lo, self.limits.tilt.hi]},
+                "ptz_cell": list(self._cell(self.ptz[0], self.ptz[1])) if self.ptz else None,
                 "progress": {k: dict(v) for k, v in self.progress.items()},
                 "series": {k: list(v) for k, v in self.series.items()},
                 "last_metrics": dict(self.last_metrics),
                 "rewards": list(self.rewards),
+                "recent_rewards": [list(r) for r in self.recent_rewards],
+                "dreams": {"made": self.dreams_made, **self.dream_set},
                 "models": {k: dict(v) for k, v in self.models.items()},
                 "locks": dict(self.locks),
                 "disk_bytes": self.disk_bytes,
@@ -153,6 +205,11 @@ class NodeStatus:
             for key, values in (snap.get("series") or {}).items():
                 self.series[key] = deque(map(float, values), maxlen=_SERIES_LEN)
             self.rewards.extend(map(float, snap.get("rewards") or []))
+            for action, value in snap.get("recent_rewards") or []:
+                self.recent_rewards.append((str(action), float(value)))
+            dreams = snap.get("dreams") or {}
+            self.dreams_made = int(dreams.get("made", 0))
+            self.dream_set = {k: dreams[k] for k in ("set", "done", "total") if k in dreams}
             self.models.update(snap.get("models") or {})
             self.last_metrics.update(snap.get("last_metrics") or {})
             self.disk_bytes = int(snap.get("disk_bytes") or 0)
@@ -168,7 +225,7 @@ class StatusWriter:
         self._last = 0.0
 
     def __call__(self, event: Event) -> None:
-        urgent = event.kind in {"state_entered", "state_left", "run_finished", "model_saved"}
+        urgent = event.kind in {"state_entered", "state_left", "transition", "run_finished", "model_saved"}
         if urgent or event.time - self._last >= self.every_s:
             self.flush()
 

@@ -2,6 +2,13 @@
 
 `render(snapshot)` is a pure function of the snapshot, so `cli.py status` prints the very same
 picture from `state/status.json`, and tests render it to text with a recording console.
+
+Top: the machine as a row of states (the current one lit, where the loop closes, the side states),
+then cycle, time in the state and time running. Left: the camera's PTZ, frames, disk use, models
+on disk, locks, and the pan/tilt coverage map with the camera's cell marked. Right: one progress
+bar per stage of the cycle (frames, epochs with the batch in flight, dreams, moves), the loss
+curves and other metrics as sparklines, dreams made, and the recent rewards with their moves.
+Wide terminals get the map with square cells; narrow ones get the panels stacked.
 """
 
 from __future__ import annotations
@@ -9,8 +16,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -59,66 +67,294 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _states_row(snap: dict[str, Any]) -> Text:
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+class Spark:
+    """A sparkline followed by a short text, as wide as the cell it is drawn in allows."""
+
+    def __init__(self, values: list[float], suffix: str = "", style: str = "") -> None:
+        self.values = list(values)
+        self.suffix = suffix
+        self.style = style
+
+    def _text(self, room: int) -> Text:
+        text = Text(sparkline(self.values, width=max(1, room)), style=self.style or "green")
+        if self.suffix:
+            text.append(" " + self.suffix)
+        return text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        extra = len(self.suffix) + 1 if self.suffix else 0
+        return Measurement(min(len(self.values), 8) + extra, len(self.values) + extra)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        extra = len(self.suffix) + 1 if self.suffix else 0
+        text = self._text(options.max_width - extra)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        yield text
+
+
+class CoverageMap:
+    """The coverage grid with tilt and pan scales and the camera's cell marked; two characters per
+    pan bin (square cells) where the panel is wide enough, one where it is not."""
+
+    _LABEL = 5
+
+    def __init__(self, coverage: list[list[int]], axes: dict[str, list[float]] | None,
+                 cell: list[int] | None) -> None:
+        self.coverage = coverage or [[0]]
+        self.axes = axes or {}
+        self.cell = tuple(cell) if cell else None
+
+    def width(self, cell: int) -> int:
+        return self._LABEL + len(self.coverage[0]) * cell
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.width(1), self.width(2))
+
+    def cell_for(self, width: int) -> int:
+        return 2 if width >= self.width(2) else 1
+
+    @staticmethod
+    def marker(cell: int) -> str:
+        return "[]" if cell == 2 else "+"
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        cell = self.cell_for(options.max_width)
+        rows, cols = len(self.coverage), len(self.coverage[0])
+        peak = max((max(row) for row in self.coverage), default=0) or 1
+        tilt = self.axes.get("tilt") or [0.0, 0.0]
+        pan = self.axes.get("pan") or [0.0, 360.0]
+        labels = {0: f"{tilt[1]:.0f}°", rows - 1: f"{tilt[0]:.0f}°"}
+        if rows > 2 and tilt != [0.0, 0.0]:
+            labels[rows // 2] = f"{tilt[1] - (rows // 2 + 0.5) * (tilt[1] - tilt[0]) / rows:.0f}°"
+        text = Text(no_wrap=True, overflow="crop")
+        for r, row in enumerate(self.coverage):
+            text.append(labels.get(r, "").rjust(self._LABEL - 1) + " ", style="dim")
+            for c, count in enumerate(row):
+                if (r, c) == self.cell:
+                    text.append(self.marker(cell), style="bold yellow on red")
+                    continue
+                level = 0 if count == 0 else 1 + round(count / peak * (len(_SHADES) - 2))
+                text.append(_SHADES[min(level, len(_SHADES) - 1)] * cell, style="cyan")
+            text.append("\n")
+        scale = [" "] * (cols * cell)
+        for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+            label = f"{pan[0] + frac * (pan[1] - pan[0]):.0f}°"
+            at = min(int(frac * cols * cell), cols * cell - len(label))
+            at = max(0, at - (len(label) // 2 if 0 < frac < 1 else 0))
+            scale[at : at + len(label)] = list(label)
+        text.append("pan".rjust(self._LABEL - 1) + " " + "".join(scale), style="dim")
+        yield text
+
+
+class _StatesRow:
+    """The machine's row on one line where it fits, else its other states on a line of their own."""
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        main, others = _states_row(self.snap)
+        if others.cell_len and main.cell_len + 5 + others.cell_len <= options.max_width:
+            yield Text.assemble(main, ("   │ ", "dim"), others)
+        else:
+            yield main
+            if others.cell_len:
+                yield Text.assemble(("also: ", "dim"), others)
+
+
+def _states_row(snap: dict[str, Any]) -> tuple[Text, Text]:
+    """The machine as a row: the states `done` leads through and where it loops back; then the
+    others (waiting, failing). The current state is lit in whichever it is."""
+    current = snap.get("state")
+    path = snap.get("path") or []
+    others = snap.get("side") or []
+    finals = set(snap.get("finals") or [])
+    if not path:  # a snapshot from before the machine event: the states as declared
+        path, others = snap.get("states") or [current or ""], []
     text = Text()
-    for i, name in enumerate(snap.get("states") or [snap.get("state", "")]):
+    for i, name in enumerate(path):
         if i:
             text.append(" → ", style="dim")
-        if name == snap.get("state"):
+        if name == current:
             text.append(f" {name} ", style="bold black on green")
         else:
-            text.append(name, style="dim")
+            text.append(name, style="dim" if name not in finals else "dim italic")
+    if snap.get("loop_to"):
+        text.append(" ↻ ", style="bold")
+        text.append(snap["loop_to"], style="dim italic")
+    side = Text()
+    for i, name in enumerate(others):
+        if i:
+            side.append(" · ", style="dim")
+        if name == current:
+            style = "bold white on red" if name in finals else "bold black on yellow"
+            side.append(f" {name} ", style=style)
+        else:
+            side.append(name, style="dim")
+    return text, side
+
+
+def _summary(snap: dict[str, Any]) -> Text:
+    text = Text()
+    text.append("cycle ", style="dim")
+    text.append(str(snap.get("cycle", 0)), style="bold")
+    text.append(" · ", style="dim")
+    text.append(str(snap.get("state", "") or "—"), style="bold")
+    text.append(f" for {_duration(snap.get('state_seconds', 0))}")
+    if snap.get("run_seconds"):
+        text.append(" · ", style="dim")
+        text.append(f"running {_duration(snap['run_seconds'])}")
+    if snap.get("finished"):
+        text.append(" · ", style="dim")
+        text.append(f"finished: {snap['finished']}", style="bold yellow")
     return text
 
 
 def _facts(snap: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold")
+    table.add_column(style="bold", no_wrap=True)
     table.add_column()
     ptz = snap.get("ptz")
-    table.add_row("state", f"{snap.get('state', '')} for {_duration(snap.get('state_seconds', 0))}")
-    table.add_row("cycle", str(snap.get("cycle", 0)))
-    table.add_row("frames stored", str(snap.get("frames_stored", 0)))
     table.add_row("camera", f"pan {ptz[0]:.1f}° tilt {ptz[1]:.1f}° zoom {ptz[2]:.2f}×" if ptz else "—")
+    table.add_row("frames stored", str(snap.get("frames_stored", 0)))
     table.add_row("disk", _bytes(int(snap.get("disk_bytes", 0))))
-    for name, model in sorted((snap.get("models") or {}).items()):
-        table.add_row("model", f"{name} v{model.get('version', '?')}")
-    for resource, status in sorted((snap.get("locks") or {}).items()):
-        table.add_row("lock", f"{resource}: {status}")
+    models = sorted((snap.get("models") or {}).items())
+    for i, (name, model) in enumerate(models):
+        line = f"{name} v{model.get('version', '?')}"
+        if isinstance(model.get("loss"), (int, float)):
+            line += f" · loss {_num(model['loss'])}"
+        table.add_row("models" if i == 0 else "", line)
+    if not models:
+        table.add_row("models", Text("none yet", style="dim"))
+    locks = sorted((snap.get("locks") or {}).items())
+    for i, (resource, status) in enumerate(locks):
+        held = status.startswith("held")
+        table.add_row("locks" if i == 0 else "", Text(f"{resource}: {status}", style="yellow" if held else ""))
+    if not locks:
+        table.add_row("locks", Text("none", style="dim"))
     if snap.get("finished"):
         table.add_row("finished", snap["finished"])
     return table
 
 
+def _bar(prog: dict[str, Any], current: bool) -> Table:
+    total = max(1, int(prog.get("total", 1)))
+    done = min(total, int(prog.get("done", 0)))
+    completed = float(done)
+    label = f"{done}/{total} {prog.get('unit', '')}".rstrip()
+    batches = int(prog.get("batches") or 0)
+    if batches and done < total:
+        completed += min(1.0, int(prog.get("batch", 0)) / batches)
+        label += f" · batch {prog.get('batch', 0)}/{batches}"
+    row = Table.grid(expand=True, padding=(0, 1))
+    row.add_column(ratio=1)
+    row.add_column(no_wrap=True)
+    row.add_row(ProgressBar(total=total, completed=completed, pulse=False),
+                Text(label, style="" if current else "dim"))
+    return row
+
+
+_FIRST_METRICS = ("world_model.loss", "agent.loss", "dream.prediction_error")
+
+
 def _learning(snap: dict[str, Any]) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold")
-    table.add_column()
-    for stage, prog in sorted((snap.get("progress") or {}).items()):
-        total = max(1, int(prog.get("total", 1)))
-        done = min(total, int(prog.get("done", 0)))
-        bar = ProgressBar(total=total, completed=done, width=30)
-        table.add_row(stage, Group(bar, Text(f"{done}/{total} {prog.get('unit', '')}", style="dim")))
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(ratio=1)
+    order = {name: i for i, name in enumerate(snap.get("path") or snap.get("states") or [])}
+    progress = sorted((snap.get("progress") or {}).items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    for stage, prog in progress:
+        table.add_row(Text(stage, style="bold" if stage == snap.get("state") else "dim"),
+                      _bar(prog, stage == snap.get("state")))
+    if progress:
+        table.add_row("", "")
+    series = snap.get("series") or {}
     last = snap.get("last_metrics") or {}
-    for key, values in sorted((snap.get("series") or {}).items()):
-        table.add_row(key, Text(f"{sparkline(values)} {last.get(key, values[-1] if values else 0):.4g}"))
+    keys = [k for k in _FIRST_METRICS if k in series] + sorted(k for k in series if k not in _FIRST_METRICS)
+    for key in keys:
+        values = series[key]
+        value = last.get(key, values[-1] if values else 0.0)
+        main = key in _FIRST_METRICS
+        table.add_row(Text(key, style="bold" if main else "dim"),
+                      Spark(values, _num(value), style="green" if main else "dim green"))
+    dreams = snap.get("dreams") or {}
+    if dreams.get("made") or dreams.get("set"):
+        line = f"{dreams.get('made', 0)}"
+        if dreams.get("set"):
+            line += f" · set {dreams['set']} {dreams.get('done', 0)}/{dreams.get('total', 0)}"
+        table.add_row("dreams made", line)
     rewards = snap.get("rewards") or []
     if rewards:
-        table.add_row("rewards", Text(f"{sparkline(rewards)} {rewards[-1]:.4g}"))
+        recent = rewards[-20:]
+        table.add_row("rewards", Spark(rewards, f"{_num(rewards[-1])} (mean {_num(sum(recent) / len(recent))})"))
+        last_moves = snap.get("recent_rewards") or []
+        if last_moves:
+            line = " · ".join(f"{action or '?'} {value:.3g}" for action, value in reversed(last_moves[-3:]))
+            table.add_row("", Text(line, style="dim", overflow="ellipsis", no_wrap=True))
+    if not progress and not keys and not rewards:
+        table.add_row("", Text("nothing learned yet", style="dim"))
     for warning in snap.get("warnings") or []:
         table.add_row("warning", Text(warning, style="yellow"))
     return table
 
 
+class _CoveragePanel:
+    """The coverage map in its panel, whose legend shows the camera marker at the size drawn."""
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.map = CoverageMap(snap.get("coverage") or [[0]], snap.get("coverage_axes"), snap.get("ptz_cell"))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.map.width(1) + 4, self.map.width(2) + 4)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        marker = CoverageMap.marker(self.map.cell_for(options.max_width - 4))
+        legend = Text.assemble(("· few ░▒▓ █ many  ", "dim"), (marker, "bold yellow on red"), (" camera", "dim"))
+        yield Panel(self.map, title="coverage (tilt × pan)", title_align="left", padding=(0, 1),
+                    subtitle=legend, subtitle_align="right")
+
+
+class _Body:
+    """Node facts and coverage beside the learning panel; the coverage map gets its square-celled
+    width first where the terminal is wide, the two halves share it evenly where it is not, and
+    they stack where even that would be cramped."""
+
+    _WIDE_RIGHT = 56  # the learning panel's least comfortable width beside a full-size map
+    _SIDE_BY_SIDE = 100
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snap
+        facts = Panel(_facts(snap), title="node", title_align="left")
+        learning = Panel(_learning(snap), title="learning", title_align="left")
+        coverage = _CoveragePanel(snap)
+        full_map = CoverageMap(snap.get("coverage") or [[0]], None, None).width(2) + 4
+        width = options.max_width
+        if width < self._SIDE_BY_SIDE:
+            yield Group(facts, learning, coverage)
+            return
+        body = Table.grid(expand=True, padding=(0, 1))
+        if width >= full_map + 1 + self._WIDE_RIGHT:
+            body.add_column(width=full_map)
+            body.add_column(ratio=1)
+        else:
+            body.add_column(ratio=1)
+            body.add_column(ratio=1)
+        body.add_row(Group(facts, coverage), learning)
+        yield body
+
+
 def render(snap: dict[str, Any]) -> RenderableType:
     title = f"ptzjepa · {snap.get('machine', '')} · {snap.get('data', '')}"
-    top = Panel(_states_row(snap), title=title, title_align="left")
-    body = Table.grid(expand=True, padding=(0, 2))
-    body.add_column(ratio=1)
-    body.add_column(ratio=1)
-    coverage = Panel(coverage_map(snap.get("coverage") or [[0]]), title="coverage (tilt × pan)")
-    body.add_row(Group(_facts(snap), coverage), Panel(_learning(snap), title="learning"))
-    return Group(top, body)
+    top = Panel(Group(_StatesRow(snap), _summary(snap)), title=title, title_align="left")
+    return Group(top, _Body(snap))
 
 
 class LiveView:

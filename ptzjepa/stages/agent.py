@@ -43,6 +43,7 @@ def train_agent(node: Node) -> str:
     while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
         if node.stop.is_set():
             return "stopped"
+        node.events.emit("progress", stage=STAGE, done=session.epochs_done, total=cfg.epochs, unit="epochs")
         began = time.monotonic()
         losses = []
         for _ in range(steps_per_epoch):
@@ -56,5 +57,5 @@ def train_agent(node: Node) -> str:
                          step=session.epochs_done)
         node.events.emit("progress", stage=STAGE, done=session.epochs_done, total=cfg.epochs, unit="epochs")
         version = models.save_agent(node, name, agent, trainer, session, dream_set=sets[-1], info=info)
-        node.events.emit("model_saved", kind="agents", name=name, version=version, path=f"agents/{name}")
+        node.events.emit("model_saved", kind="agents", name=name, version=version, path=f"agents/{name}", loss=loss)
     return "done"

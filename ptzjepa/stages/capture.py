@@ -15,7 +15,7 @@ from ptzjepa.camera.base import PTZ, PTZLimits
 from ptzjepa.config import CaptureConfig
 from ptzjepa.frames import Command, frame_id
 from ptzjepa.node import Node
-from ptzjepa.stages.camera_ops import FailureBudget, execute
+from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 
 STAGE = "capture"
 
@@ -59,11 +59,11 @@ def capture(node: Node) -> str:
         if node.stop.is_set():
             return "stopped"
         node.events.emit("progress", stage=STAGE, done=step.index, total=len(plan), unit="frames")
-        frame = execute(node, step.command)
+        fid = frame_id(node.cycle, STAGE, step.index)
+        frame = execute(node, step.command, fid)
         if frame is not None:
             record = node.frames.put(
-                frame, step.command, fid=frame_id(node.cycle, STAGE, step.index),
-                cycle=node.cycle, stage=STAGE, node=node.name,
+                frame, step.command, fid=fid, cycle=node.cycle, stage=STAGE, node=node.name,
             )
             stored += 1
             node.events.emit(
@@ -79,12 +79,16 @@ def capture(node: Node) -> str:
 
 def _return_to_last_frame(node: Node, plan: list[Step], done: int) -> None:
     """Put the camera back where this round's last stored frame was taken, so relative moves
-    continue from where they left off (or at the round's start if none of it was stored)."""
+    continue from where they left off (or at the round's start if none of it was stored).
+
+    If the camera fails that move, the round goes on from wherever the head is: every frame's
+    record holds the position the camera reported for it, so nothing stored is wrong."""
+    why = "resuming capture: cannot return to the last frame, relative moves go on from here"
     for step in reversed(plan[:done]):
         fid = frame_id(node.cycle, STAGE, step.index)
         if node.store.exists(f"collected_positions/{fid}.json"):
-            node.camera().move_to(node.frames.record(fid).ptz)
+            move_back(node, node.frames.record(fid).ptz, why)
             return
         if step.command.kind == "absolute":
-            node.camera().move_to(step.command.value)
+            move_back(node, step.command.value, why)
             return

@@ -46,13 +46,15 @@ def dream(node: Node) -> str:
             return "stopped"
         chunk_file = f"{folder}/chunk-{index:04d}.pt"
         node.events.emit("progress", stage=STAGE, done=lo, total=cfg.number_of_dreams, unit="dreams")
+        # Drawn before the skip, so a resumed set gets the very chunks an unbroken run would have.
+        chunk_seed = int(rng.integers(2**62)) + index
         if node.store.exists(chunk_file):
             continue
         picks = [records[i] for i in starts[lo : lo + cfg.chunk_size]]
         images, poses = _start_batch(node, picks, image_size)
         with torch.no_grad():
             tokens = world_model.encode_target(images.to(device))
-        generator = torch.Generator().manual_seed(int(rng.integers(2**62)) + index)
+        generator = torch.Generator().manual_seed(chunk_seed)
         dreams = rollout(
             world_model, tokens, poses.to(device), table, cfg.dream_length, generator,
             chunk_size=cfg.chunk_size, autocast_bf16=use_bf16, out_device="cpu",
@@ -61,6 +63,8 @@ def dream(node: Node) -> str:
         buffer = io.BytesIO()
         torch.save(dreams.as_dict(), buffer)
         node.store.write_bytes(chunk_file, buffer.getvalue())
+        node.events.emit("dreams_stored", set=set_name, chunk=index, dreams=len(picks),
+                         done=lo + len(picks), total=cfg.number_of_dreams)
         node.events.emit("metric", stage=STAGE, name="prediction_error",
                          value=float(dreams.prediction_error.mean()), step=node.cycle)
     node.store.write_json(f"{folder}/info.json", {

@@ -22,7 +22,7 @@ from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
 from ptzjepa.node import Node
-from ptzjepa.stages.camera_ops import FailureBudget, execute
+from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 
 STAGE = "navigate"
 
@@ -59,14 +59,14 @@ def navigate(node: Node) -> str:
             choice = _choose(node, world_model, agent, current, table, rng, device)
             delta = table.deltas[choice["action"]].tolist()
             command = Command("action", PTZ(*delta), action=table.names[choice["action"]])
-        frame = execute(node, command)
+        fid = frame_id(node.cycle, STAGE, step)
+        frame = execute(node, command, fid)
         if not budget.record(frame is not None):
             return "failed"
         if frame is None:
             node.save_progress(STAGE, done=step + 1, total=total)
             current = None  # the camera may be anywhere: the next step starts a round afresh
             continue
-        fid = frame_id(node.cycle, STAGE, step)
         node.frames.put(frame, command, fid=fid, cycle=node.cycle, stage=STAGE, node=node.name)
         stored += 1
         node.events.emit("frame_stored", id=fid, pan=frame.ptz.pan, tilt=frame.ptz.tilt,
@@ -117,13 +117,16 @@ def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, actio
 
 
 def _resume_frame(node: Node, done: int, per_round: int):
-    """After a restart mid-round: the last stored frame of this round, with the camera moved there."""
+    """After a restart mid-round: the last stored frame of this round, with the camera moved there;
+    None (the next step starts a round afresh) if there is none or the camera fails the move."""
     if done == 0 or done % per_round == 0:
         return None
     for step in range(done - 1, done - done % per_round - 1, -1):
         fid = frame_id(node.cycle, STAGE, step)
         if node.store.exists(f"collected_positions/{fid}.json"):
             record = node.frames.record(fid)
-            node.camera().move_to(record.ptz)
+            if not move_back(node, record.ptz, "resuming navigation: cannot return to the last "
+                             "frame, starting the round afresh"):
+                return None
             return Frame(node.frames.image(record), record.ptz, record.time)
     return None

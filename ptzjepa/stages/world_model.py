@@ -67,6 +67,8 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
         if node.stop.is_set():
             return "stopped"
+        node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs",
+                         batch=0, batches=batches_per_epoch)
         began = time.monotonic()
         lines: list[str] = []
         losses: list[float] = []
@@ -83,6 +85,8 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
             lines.append(json.dumps({"step": session.steps, "epoch": session.epochs_done, **stats,
                                      "lr": trainer.lr, "images_per_s": images_seen / elapsed}))
             session.steps += 1
+            node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs",
+                             batch=len(losses), batches=batches_per_epoch)
         trainer.flush()
         if not losses:
             node.events.emit("warning", message=f"world model {name}: no frame of the epoch could be read")
@@ -101,5 +105,6 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
             return "locked"
         version = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
                                           fence=lease.token, parent=(meta or {}).get("parent"))
-        node.events.emit("model_saved", kind="world_models", name=name, version=version, path=f"world_models/{name}")
+        node.events.emit("model_saved", kind="world_models", name=name, version=version, path=f"world_models/{name}",
+                         loss=loss)
     return "done"
