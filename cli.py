@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from ptzjepa import app
-    from ptzjepa.config import load_config
+    from ptzjepa.config_loading import load_config
 
     overrides = list(args.set)
     if args.sim:
@@ -75,7 +75,7 @@ class _Usage(ValueError):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ptzjepa.config import ConfigError
+    from ptzjepa.config_loading import ConfigError
     from ptzjepa.machine import MachineError
     from ptzjepa.runlock import RunLockedError
 

@@ -97,8 +97,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--quick", action="store_true", help="few steps, for a smoke run on a CPU")
     args = parser.parse_args()
-    if args.quick:
-        args.steps, args.warmup, args.decisions, args.replay = 5, 1, 5, 256
+    if args.quick:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(batch=16, steps=5, warmup=1, decisions=5, replay=256)
+        args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ptzjepa.config import load_config  # noqa: E402
+from ptzjepa.config_loading import load_config  # noqa: E402
 from ptzjepa.machine import Runner, load_machine  # noqa: E402
 from ptzjepa.node import Node  # noqa: E402
 from ptzjepa.store import Store  # noqa: E402
@@ -54,13 +54,17 @@ def main() -> None:
     args = parser.parse_args()
     stages = ["capture", "train_world_model", "dream", "train_agent", "navigate", "total"]
     print(f"{'profile':8s} " + " ".join(f"{s:>18s}" for s in stages) + "   frames  wm-epochs  agent-epochs")
+    missing: list[str] = []
     for profile in args.profiles.split(","):
         overrides = list(args.set)
         if profile == "sim":
             overrides = [f"world_model.epochs={args.sim_epochs}", f"agent.epochs={args.sim_epochs}", *overrides]
         t = run_cycle(profile, overrides)
-        row = " ".join(f"{t.get(s, 0.0):>17.2f}s" for s in stages)
+        missing += [f"{profile}:{s}" for s in stages if s not in t]
+        row = " ".join(f"{t[s]:>17.2f}s" if s in t else f"{'-':>18s}" for s in stages)
         print(f"{profile:8s} {row}   {int(t['_frames']):6d}  {int(t['_epochs_wm']):9d}  {int(t['_epochs_agent']):12d}")
+    if missing:  # a stage the cycle never entered: the machine or a stage name changed
+        sys.exit(f"benchmarks/cycle.py: no time for {', '.join(missing)}")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--quick", action="store_true", help="a few small dreams, for a CPU smoke run")
     args = parser.parse_args()
-    if args.quick:
-        args.dreams, args.length, args.chunk, args.single_dreams = 8, 2, 8, 2
+    if args.quick:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(dreams=8, length=2, chunk=8, single_dreams=2)
+        args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -11,7 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from ptzjepa.config import Config, config_to_dict
+from ptzjepa.config import Config
+from ptzjepa.config_loading import config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
@@ -36,6 +37,7 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     spec = load_machine(machine)
     console = Console(stderr=False) if view else None
     setup_logging(debug, secrets_of(config), console=console)
+    use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
         node = Node(config=config, store=store, events=Events())
@@ -62,18 +64,39 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
         try:
             if console is not None:
                 with LiveView(status, console, config.run.view_refresh_hz):
-                    reason = runner.run(cycles)
+                    reason = _run_to_end(runner, node, cycles)
             else:
-                reason = runner.run(cycles)
+                reason = _run_to_end(runner, node, cycles)
         finally:
             restore()
             node.close()
             if plugin is not None:
                 plugin.__exit__(None, None, None)
-        node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
         writer.flush()
     ended = spec.state_names.count(reason) and spec.state(reason)
     return ended.exit_code if ended else 0
+
+
+def _run_to_end(runner: Runner, node: Node, cycles: int | None) -> str:
+    """Run the machine and announce the end while the live view still draws, so its last frame
+    shows why the run stopped."""
+    reason = runner.run(cycles)
+    node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
+    return reason
+
+
+def use_threads(threads: int) -> None:
+    """Set torch's CPU threads for this process (0: leave torch's default), before any torch work:
+    torch sizes its inter-op pool only until that pool first runs, so a later call leaves it be."""
+    if threads <= 0:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # torch already did parallel work in this process (an in-process caller)
+        log.debug("event=threads interop=unchanged intra=%d", threads)
 
 
 def _install_stop_handlers(stop: threading.Event):

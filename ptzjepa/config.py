@@ -1,30 +1,19 @@
-"""Every setting of a node, as attrs classes, loaded from profiles/*.yaml with cattrs.
+"""Every setting of a node, as attrs classes: the defaults, the types and the allowed ranges.
 
-A profile may `extends:` another one; `--set a.b=value` overrides any key after that. Values are
-checked when loaded: a typo'd key, a wrong type or an out-of-range value stops with one line that
-names the key (ConfigError, exit code 2). Secrets are never settings: a setting only names the
-environment variable or file that holds one.
+Validators raise ValueError naming the field ("'iterations' must be >= 1: 0"); ptzjepa.config_loading
+reads profiles/*.yaml and `--set` overrides into these classes and turns such errors into one line
+naming the full key. Secrets are never settings: a setting only names the environment variable or
+file that holds one.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import cattrs
-import yaml
-from attrs.validators import and_, ge, gt, in_, le
+from attrs.validators import and_, ge, gt, le
 
 from ptzjepa.camera.base import PTZ, AxisRange, PTZLimits
-
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-class ConfigError(ValueError):
-    """Bad configuration: the message is one line naming the key or file and what was expected."""
 
 
 def _pair(lo_ok: float | None = None):
@@ -42,6 +31,11 @@ def _pair(lo_ok: float | None = None):
 def _nonempty(instance: Any, attribute: attrs.Attribute, value: list) -> None:
     if len(value) == 0:
         raise ValueError(f"'{attribute.name}' must be a list of at least one value: {value}")
+
+
+def _one_pass_under_cuda_graphs(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value and instance.compile == "reduce-overhead":
+        raise ValueError(f"'{attribute.name}' must be 0 with compile reduce-overhead (CUDA graphs): {value}")
 
 
 # --- camera and simulator -------------------------------------------------------------------
@@ -84,6 +78,8 @@ class CameraConfig:
 
     def password(self) -> str:
         """The camera password, from the environment or the secrets file; '' if neither is set."""
+        from ptzjepa.config_loading import read_secret  # that module imports this one
+
         return read_secret(self.password_env, self.password_file)
 
 
@@ -246,7 +242,9 @@ class WorldModelConfig:
     # graphs) is about 4x faster on an H100 (benchmarks/world_model.py); compiling costs about a
     # minute per stage, and a new batch shape (the last batch of an epoch) compiles once more.
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
-    pair_chunk: int = attrs.field(default=0, validator=ge(0))  # most pairs per predictor pass; 0: all
+    # Most pairs per predictor pass (0: all). Several passes per step cannot run under CUDA graphs:
+    # a replay overwrites the outputs the earlier passes still hold for their backward.
+    pair_chunk: int = attrs.field(default=0, validator=[ge(0), _one_pass_under_cuda_graphs])
     mask: MaskConfig = MaskConfig()
     seed: int = 0
 
@@ -296,6 +294,9 @@ class LocksConfig:
     wait_s: float = attrs.field(default=600.0, validator=ge(0))
 
     def password(self) -> str:
+        """The Redis password, from the environment or the secrets file; '' if neither is set."""
+        from ptzjepa.config_loading import read_secret  # that module imports this one
+
         return read_secret(self.password_env, self.password_file)
 
 
@@ -304,6 +305,8 @@ class RunConfig:
     node: str = ""  # '' -> the host name
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     view_refresh_hz: float = attrs.field(default=4.0, validator=gt(0))
+    # torch's CPU threads for the run; 0 leaves torch's default (OMP_NUM_THREADS, else the cores).
+    threads: int = attrs.field(default=0, validator=ge(0))
 
 
 @attrs.frozen
@@ -325,176 +328,3 @@ class Config:
     locks: LocksConfig = LocksConfig()
     run: RunConfig = RunConfig()
     waggle: WaggleConfig = WaggleConfig()
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def read_secret(env_name: str, file_name: str) -> str:
-    """A secret from the environment, else from a file (first line); '' when neither is set."""
-    if env_name and os.environ.get(env_name):
-        return os.environ[env_name]
-    if file_name:
-        path = Path(file_name).expanduser()
-        try:
-            return path.read_text().splitlines()[0].strip() if path.stat().st_size else ""
-        except OSError as exc:
-            raise ConfigError(f"secrets file {file_name}: cannot read it ({exc.strerror})") from None
-    return ""
-
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def _structure_float(value: Any, _type: type) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _structure_int(value: Any, _type: type) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _structure_bool(value: Any, _type: type) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _structure_str(value: Any, _type: type) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
-
-
-_converter.register_structure_hook(float, _structure_float)
-_converter.register_structure_hook(int, _structure_int)
-_converter.register_structure_hook(bool, _structure_bool)
-_converter.register_structure_hook(str, _structure_str)
-
-
-def _note_key(exc: BaseException) -> str | int | None:
-    for note in getattr(exc, "__notes__", []):
-        name = getattr(note, "name", None)
-        if name is not None:
-            return name
-        index = getattr(note, "index", None)
-        if index is not None:
-            return index
-    return None
-
-
-def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    """Structure and validate a plain dict; raise ConfigError naming the first bad key."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-    try:
-        return _converter.structure(data, Config)
-    except cattrs.ForbiddenExtraKeysError as exc:
-        raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
-    except BaseExceptionGroup as exc:
-        raise ConfigError(describe_structure_error(exc, source)) from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def describe_structure_error(exc: BaseException, source: str) -> str:
-    """One line naming the first bad key of a cattrs structuring error, e.g. `capture.iterations: ...`."""
-    path: list[str] = []
-    while isinstance(exc, BaseExceptionGroup):
-        sub = exc.exceptions[0]
-        key = _note_key(sub)
-        if key is not None:
-            path.append(f"[{key}]" if isinstance(key, int) else f".{key}")
-        exc = sub
-    where = "".join(path).lstrip(".")
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        name = sorted(exc.extra_fields)[0]
-        key = f"{where}.{name}" if where else name
-        return f"{source}: unknown key {key!r}"
-    if isinstance(exc, KeyError):
-        return f"{source}: {where or 'config'}: missing required key {exc.args[0]!r}"
-    message = str(exc)
-    validator = re.match(r"^'(\w+)' must be (.*): (.*)$", message, re.S)
-    if validator:  # attrs validators name the field themselves
-        name, rule, got = validator.groups()
-        where = f"{where}.{name}" if where else name
-        message = f"expected {rule.replace('<', 'less than ').replace('>', 'greater than ').replace('=', 'or equal to ')}, got {got}"
-        message = message.replace("  ", " ")
-    literal = re.match(r"^(.*) not in literal typing\.Literal\[(.*)\]$", message)
-    if literal:
-        got, allowed = literal.groups()
-        message = f"expected one of {allowed.replace(chr(39), '')}, got {got!r}"
-    return f"{source}: {where or 'config'}: {message}"
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_profile_dict(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a profile (a name under profiles/ or a path) and the profiles it extends, merged."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise ConfigError(f"profile {name_or_path!r}: no such profile (known: {known})")
-    if str(path) in _seen:
-        raise ConfigError(f"profile {path}: 'extends' loops back on itself")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"profile {path}{where}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"profile {path}: expected a mapping of settings")
-    parent = data.pop("extends", None)
-    if parent is not None:
-        if not isinstance(parent, str):
-            raise ConfigError(f"profile {path}: 'extends' must name one profile")
-        data = _merge(load_profile_dict(parent, (*_seen, str(path))), data)
-    return data
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides; the value is read as a YAML scalar or list."""
-    out = _merge({}, data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. world_model.epochs=3")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-            node[part] = child = dict(child)
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
-def load_config(profile: str = "sim", overrides: list[str] | None = None) -> Config:
-    data = apply_overrides(load_profile_dict(profile), overrides or [])
-    return config_from_dict(data, source=f"profile {profile}")
-
-
-def config_to_dict(config: Config) -> dict[str, Any]:
-    """Plain data for storing next to a run; holds no secret (settings only name where they live)."""
-    return _converter.unstructure(config)

@@ -3,14 +3,27 @@
 Stages never print or draw; they emit events. Each consumer subscribes and keeps what it needs,
 so adding a new way to watch a node never touches a stage.
 
-Kinds emitted (data keys in brackets):
-    run_started [machine, state, cycle, data]      run_finished [reason, state, cycle]
-    state_entered [state, cycle]                   state_left [state, outcome, seconds]
-    progress [stage, done, total, unit]            frame_stored [id, pan, tilt, zoom, stage, count]
-    camera_moved [pan, tilt, zoom]                 metric [stage, name, value, step]
-    model_saved [kind, name, version, path]        lock [resource, status]
-    reward [value, action]                         disk [bytes, frames]
+Kinds emitted, with their data keys (tests/test_events.py checks this list against the code):
+
+    run_started [machine, states, state, cycle, data, frames, resumed]   a run has set up its node
+    machine [name, path, loop_to, side, finals, state, cycle]   the machine, drawn as a row
+    state_entered [state, cycle]                 a stage starts
+    state_left [state, outcome, seconds]         a stage ends with its outcome word
+    transition [source, outcome, dest, cycle]    after every persisted transition
+    run_finished [reason, state, cycle]          the run ends (the view still draws it)
+    progress [stage, done, total, unit, batch, batches]   batch and batches only within an epoch
+    frame_stored [id, pan, tilt, zoom, stage, count]
+    camera_moved [pan, tilt, zoom]
+    metric [stage, name, value, step]
+    reward [value, action]                       the real reward of a navigate move
+    dreams_stored [set, chunk, dreams, done, total]
+    model_saved [kind, name, version, path, loss]   after every epoch of a training stage
+    lock [resource, status]
+    disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
+
+The logs take stage starts and ends, lock events and the run's start and finish at INFO,
+warnings at WARNING, and the per-step and per-epoch kinds only at DEBUG (`--debug`).
 """
 
 from __future__ import annotations
@@ -25,8 +38,9 @@ import attrs
 
 log = logging.getLogger("ptzjepa")
 
-# Kinds logged at INFO; everything else goes to DEBUG so default logs stay quiet.
-_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "model_saved", "lock", "warning"}
+# Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
+# DEBUG, so that the default logs above the live view stay quiet.
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning"}
 
 
 @attrs.frozen

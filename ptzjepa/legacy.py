@@ -94,7 +94,7 @@ def translate(argv: list[str]) -> LegacyRun:
 
 def run(argv: list[str]) -> int:
     from ptzjepa import app
-    from ptzjepa.config import load_config
+    from ptzjepa.config_loading import load_config
 
     legacy = translate(argv)
     for note in legacy.notes:

@@ -18,7 +18,7 @@ from transitions import Machine
 
 from ptzjepa import retention
 from ptzjepa import stages as stage_registry
-from ptzjepa.config import describe_structure_error
+from ptzjepa.config_loading import describe_structure_error
 
 if TYPE_CHECKING:
     from ptzjepa.node import Node

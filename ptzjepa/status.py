@@ -4,11 +4,8 @@ NodeStatus is the only thing the view reads. It is also written to `state/status
 store (atomically, at most every few seconds and at every state change) so that `status` can
 print the same facts for a node you are not attached to.
 
-Besides the kinds listed in ptzjepa/events.py it reads three that the machine runner and the dream
-stage emit: `machine` [name, path, loop_to, side, finals, state, cycle] (the machine drawn as a
-row: the states `done` leads through, the one it loops back to, the others), `transition`
-[source, outcome, dest, cycle] (after every persisted transition), and `dreams_stored`
-[set, chunk, dreams, done, total] (after every stored chunk of dreams).
+It reads the kinds listed in ptzjepa/events.py; `machine` draws the machine as a row: the states
+`done` leads through (path), the one it loops back to (loop_to), and the others (side).
 """
 
 from __future__ import annotations

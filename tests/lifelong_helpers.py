@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from ptzjepa import models
-from ptzjepa.config import Config, load_config
+from ptzjepa.config import Config
+from ptzjepa.config_loading import load_config
 from ptzjepa.frames import COMMANDS, EMBEDS, IMAGES, FrameStore, decode_jpeg
 from ptzjepa.machine import MACHINE_STATE_FILE
 from ptzjepa.node import PROGRESS_DIR, Node

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.node import Node
 from ptzjepa.stages.capture import capture
 from ptzjepa.store import Store

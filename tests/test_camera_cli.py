@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ptzjepa.camera.base import PTZ, pan_distance
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.frames import FrameStore
 from ptzjepa.store import Store
 from tests.conftest import REPO

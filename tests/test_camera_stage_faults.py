@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.frames import FrameStore, frame_id
 from ptzjepa.node import Node
 from ptzjepa.stages.agent import train_agent

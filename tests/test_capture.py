@@ -6,7 +6,7 @@ import time
 import uuid
 
 from ptzjepa.camera.base import PTZ
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.frames import FrameStore, decode_jpeg
 from ptzjepa.machine import Runner, load_machine
 from ptzjepa.node import Node

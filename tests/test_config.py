@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from ptzjepa.config import ConfigError, apply_overrides, config_from_dict, load_config, load_profile_dict
+from ptzjepa.config_loading import ConfigError, apply_overrides, config_from_dict, load_config, load_profile_dict
 from tests.conftest import REPO
 
 
@@ -19,6 +19,12 @@ from tests.conftest import REPO
         ({"storage": {"keep_images": "yes"}}, "storage.keep_images: expected true or false"),
         ({"navigate": {"exploration": 1.5}}, "navigate.exploration: expected less than or equal to 1"),
         ({"capture": {"start_zoom": [2, 1]}}, "capture.start_zoom: expected [low, high]"),
+        ({"run": {"threads": -1}}, "run.threads: expected greater than or equal to 0, got -1"),
+        ({"run": {"threads": 1.5}}, "run.threads: expected an integer, got 1.5"),
+        (
+            {"world_model": {"compile": "reduce-overhead", "pair_chunk": 8}},
+            "world_model.pair_chunk: expected 0 with compile reduce-overhead (CUDA graphs), got 8",
+        ),
     ],
 )
 def test_bad_values_name_the_key(data, message):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptzjepa.config import Config, config_to_dict, load_config
+from ptzjepa.config import Config
+from ptzjepa.config_loading import config_to_dict, load_config
 from ptzjepa.frames import FrameStore
 from ptzjepa.legacy import parser as legacy_parser
 from ptzjepa.legacy import translate

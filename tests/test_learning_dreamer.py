@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -137,10 +139,24 @@ def test_dream_rewards_come_from_the_two_heads(world_model, start):
         _, stay = world_model.predict(tokens, poses, poses)
     torch.testing.assert_close(d.states[:, 1], pred)
     torch.testing.assert_close(d.reward_head[:, 0], reward[..., 0].mean(dim=1))
-    torch.testing.assert_close(d.prediction_error[:, 0], reward[..., 1].mean(dim=1))
+    torch.testing.assert_close(d.prediction_error[:, 0], reward[..., 1].clamp_min(0).mean(dim=1))
     # The first delta is measured from the start state's own ("stay put") surprise.
     torch.testing.assert_close(d.delta_reward[:, 0], d.reward_head[:, 0] - stay[..., 0].mean(dim=1))
     torch.testing.assert_close(d.delta_reward[:, 1:], d.reward_head[:, 1:] - d.reward_head[:, :-1])
+
+
+def test_prediction_error_rewards_are_never_negative(world_model, start):
+    """The own-error head estimates an error, which is >= 0; its linear output is not, so a head
+    that overshoots below zero on some tokens must not turn into a negative reward."""
+    tokens, poses = start
+    shifted = copy.deepcopy(world_model)
+    with torch.no_grad():
+        shifted.predictor.reward_head.bias[1] -= 0.12  # about the untrained head's mean: half below 0
+        _, raw = shifted.predict(tokens, poses, poses)
+    assert (raw[..., 1].mean(dim=1) < 0).any() and (raw[..., 1] > 0).any()  # both signs, or the test proves nothing
+    d = dream(shifted, start, action_indices=torch.zeros(B, T, dtype=torch.long))  # noop: pose stays
+    assert (d.prediction_error >= 0).all()
+    torch.testing.assert_close(d.prediction_error[:, 0], raw[..., 1].clamp_min(0).mean(dim=1))
 
 
 def test_dreams_are_reproducible_from_a_seed(world_model, start):

@@ -1,4 +1,4 @@
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.legacy import translate
 from ptzjepa.machine import load_machine
 

@@ -3,7 +3,7 @@ import uuid
 import pytest
 
 from ptzjepa import stages as registry
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.machine import MACHINE_STATE_FILE, MachineError, Runner, load_machine, mermaid
 from ptzjepa.node import Node
 from ptzjepa.store import Store

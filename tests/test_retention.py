@@ -2,7 +2,7 @@ import uuid
 
 from ptzjepa import retention
 from ptzjepa.camera.base import PTZ, Frame, utc_now
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.frames import Command, frame_id
 from ptzjepa.node import Node
 from ptzjepa.store import Store

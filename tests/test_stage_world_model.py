@@ -50,7 +50,7 @@ def test_pretrain_mode_trains_with_masks():
 def test_no_frames_is_an_outcome_not_a_crash():
     import uuid
 
-    from ptzjepa.config import load_config
+    from ptzjepa.config_loading import load_config
     from ptzjepa.node import Node
     from ptzjepa.store import Store
 

@@ -6,7 +6,7 @@ import re
 
 from rich.console import Console
 
-from ptzjepa.config import load_config
+from ptzjepa.config_loading import load_config
 from ptzjepa.events import Events
 from ptzjepa.machine import load_machine
 from ptzjepa.status import NodeStatus

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ptzjepa.camera.base import PTZCamera
-from ptzjepa.config import Config, ConfigError
-from ptzjepa.camera.base import PTZLimits
-from ptzjepa.config import CameraConfig
+from ptzjepa.camera.base import PTZCamera, PTZLimits
+from ptzjepa.config import CameraConfig, Config
+from ptzjepa.config_loading import ConfigError
 
 
 def open_camera(config: Config) -> PTZCamera:

@@ -40,7 +40,7 @@ class Dreams:
     actions: torch.Tensor  # [B, T] int64
     reward_head: torch.Tensor  # [B, T] channel 0 (surprise head), mean over tokens
     delta_reward: torch.Tensor  # [B, T] change of reward_head from the previous step
-    prediction_error: torch.Tensor  # [B, T] channel 1 (own-error head), mean over tokens
+    prediction_error: torch.Tensor  # [B, T] channel 1 (own-error head) clamped at 0, mean over tokens
 
     def __post_init__(self) -> None:
         if self.states.ndim != 4:
@@ -196,7 +196,9 @@ def _rollout_chunk(
         head = reward[..., 0].float().mean(dim=1)
         heads.append(head)
         deltas.append(head - previous)
-        errors.append(reward[..., 1].float().mean(dim=1))
+        # Channel 1 regresses each token's error, never negative, with an unbounded linear head: a
+        # negative output (untrained, or overshooting a small error) is not rounding but no error.
+        errors.append(reward[..., 1].float().clamp_min(0).mean(dim=1))
         # The next step starts from full-precision predictions; only the stored copy is compact.
         tokens, poses, previous = pred.float(), next_poses, head
         states.append(tokens.to(state_dtype))
