@@ -14,8 +14,9 @@ from rich.console import Console
 from ptzjepa.config import Config
 from ptzjepa.config_loading import config_to_dict
 from ptzjepa.events import Events, log_subscriber
-from ptzjepa.logs import setup_logging
+from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
+from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
@@ -41,7 +42,10 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     store = Store(config.storage.data)
     with RunLock(store):
         node = Node(config=config, store=store, events=Events())
-        swept = store.sweep_temp_files(older_than_s=0) + node.frames.sweep_orphans()
+        # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
+        # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
+        swept = (store.sweep_temp_files(older_than_s=0, skip=(WORLD_MODELS,)) + store.sweep_temp_files(WORLD_MODELS)
+                 + node.frames.sweep_orphans())
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
@@ -121,12 +125,18 @@ def _install_stop_handlers(stop: threading.Event):
 
 
 def status(data: str, as_json: bool) -> int:
-    """Print a node's facts once, from its store, without attaching to it."""
-    store = Store(data)
+    """Print a node's facts once, from its store, without attaching to it: it only reads, so a
+    mistyped --data leaves no empty folder behind to be mistaken for a node later."""
+    shown = redact_url(data)
+    store = Store(data, create=False)
+    if not store.is_folder():
+        print(f"status: {shown}: no data folder there (no ptzjepa run has stored anything here)",
+              file=sys.stderr)
+        return 2
     snap = store.read_json(STATUS_FILE, default=None)
     machine = store.read_json(MACHINE_STATE_FILE, default=None)
     if snap is None and machine is None:
-        print(f"status: {data}: no ptzjepa run has stored anything here", file=sys.stderr)
+        print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
         return 2
     snap = dict(snap or {})
     if isinstance(machine, dict):
@@ -135,7 +145,7 @@ def status(data: str, as_json: bool) -> int:
 
     snap["frames_stored"] = FrameStore(store).count()
     snap["disk_bytes"] = store.disk_usage()
-    snap["data"] = data
+    snap["data"] = shown
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:

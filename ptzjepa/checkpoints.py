@@ -2,12 +2,14 @@
 
 Layout, for a kind (`world_models` or `agents`) and a model name:
 
-    <kind>/<name>/ckpt-000007.pt     torch state (weights, optimiser, schedules, epoch, losses)
+    <kind>/<name>/ckpt-000007.pt     torch state (weights, optimiser, schedules) and that version's metadata
     <kind>/<name>/model_info.json    the commit marker: newest good version, its file, metadata
 
 A save writes the new checkpoint file first, then model_info.json, then prunes versions beyond
 `keep`. A crash before model_info.json is rewritten leaves the previous version current; a file
 that fails to load (a disk error, a torn copy on a remote store) falls back to the one before.
+Each file carries its own metadata (epochs done, losses, session), so a fallback returns the
+metadata of the weights it actually loaded, not the newest version's from model_info.json.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import logging
 import time
 from typing import Any
 
-from ptzjepa.store import Store, StoreError
+from ptzjepa.store import Store
 
 log = logging.getLogger(__name__)
 INFO = "model_info.json"
+FORMAT_KEY = "ptzjepa_checkpoint"  # marks a file holding {"state": ..., "meta": ...}
+FORMAT = 2
 
 
 class CheckpointError(RuntimeError):
@@ -49,19 +53,21 @@ class Checkpoints:
 
         current = self.info(name) or {}
         version = int(current.get("version", 0)) + 1
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
         file = f"ckpt-{version:06d}.pt"
+        own_meta = {**meta, "name": name, "version": version, "file": file}
+        buffer = io.BytesIO()
+        torch.save({FORMAT_KEY: FORMAT, "state": state, "meta": own_meta}, buffer)
         self.store.write_bytes(f"{self.kind}/{name}/{file}", buffer.getvalue())
         history = [v for v in current.get("versions", []) if isinstance(v, dict)]
         history.append({"version": version, "file": file, "saved": time.time()})
-        info = {**meta, "name": name, "version": version, "file": file, "versions": history[-self.keep:]}
+        info = {**own_meta, "versions": history[-self.keep:]}
         self.store.write_json(f"{self.kind}/{name}/{INFO}", info)
         self._prune(name, {v["file"] for v in info["versions"]})
         return version
 
     def load(self, name: str, map_location: Any = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-        """The newest loadable version's state and its metadata; CheckpointError if none loads."""
+        """The newest loadable version's state and the metadata saved with that very version
+        (plus the store's current `versions` list); CheckpointError if none loads."""
         import torch
 
         info = self.info(name)
@@ -70,12 +76,17 @@ class Checkpoints:
         for entry in reversed(info.get("versions", [])):
             path = f"{self.kind}/{name}/{entry['file']}"
             try:
-                state = torch.load(io.BytesIO(self.store.read_bytes(path)), map_location=map_location,
+                saved = torch.load(io.BytesIO(self.store.read_bytes(path)), map_location=map_location,
                                    weights_only=True)
-            except (StoreError, RuntimeError, EOFError, ValueError) as exc:
+            except Exception as exc:  # a torn or garbled file raises whatever the unpickler meets
                 log.warning("checkpoint %s does not load (%s); trying the one before", path, exc)
                 continue
-            return state, {**info, "version": entry["version"], "file": entry["file"]}
+            if isinstance(saved, dict) and saved.get(FORMAT_KEY) == FORMAT:
+                return saved["state"], {**saved["meta"], "versions": info.get("versions", [])}
+            if entry["version"] != info.get("version"):
+                # written before files carried their metadata: only the newest's is known
+                log.warning("checkpoint %s has no metadata of its own; using the newest version's", path)
+            return saved, {**info, "version": entry["version"], "file": entry["file"]}
         raise CheckpointError(f"{self.kind}/{name}: no version of it loads")
 
     def _prune(self, name: str, keep_files: set[str]) -> None:

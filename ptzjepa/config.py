@@ -2,8 +2,8 @@
 
 Validators raise ValueError naming the field ("'iterations' must be >= 1: 0"); ptzjepa.config_loading
 reads profiles/*.yaml and `--set` overrides into these classes and turns such errors into one line
-naming the full key. Secrets are never settings: a setting only names the environment variable or
-file that holds one.
+naming the full key; it also checks the settings that are wrong only together (first_problem).
+Secrets are never settings: a setting only names the environment variable or file that holds one.
 """
 
 from __future__ import annotations

@@ -3,20 +3,25 @@
 profiles/*.yaml are read (following `extends:`), `--set a.b=value` overrides are applied, and
 cattrs structures the result into ptzjepa.config's classes with strict hooks, so that a typo'd
 key, a wrong type or an out-of-range value stops with one line naming the key (ConfigError, exit
-code 2). Secrets are read here too, from the environment or a file, never from a profile.
+code 2); so do settings that are wrong only together (a patch size that does not divide the
+image), a panorama file that is not there, and a URL carrying a password. Secrets are read here
+too, from the environment or a file, never from a profile or a URL.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import cattrs
 import yaml
 
-from ptzjepa.config import Config
+from ptzjepa.config import Config, ViTConfig
+from ptzjepa.logs import redact_url
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -87,13 +92,98 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
     try:
-        return _converter.structure(data, Config)
+        config = _converter.structure(data, Config)
     except cattrs.ForbiddenExtraKeysError as exc:
         raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
     except BaseExceptionGroup as exc:
         raise ConfigError(describe_structure_error(exc, source)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    problem = first_problem(config)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
+    return config
+
+
+def first_problem(config: Config) -> str | None:
+    """The first setting that is wrong only together with another one (or with the world), as
+    `key: expected ..., got ...`; None when all is well. Checked at load so that the CLI stops
+    before it captures or trains anything, rather than when a stage first builds the thing."""
+    checks = (_url_problems(config), _model_problems(config), _limits_problems(config),
+              _panorama_problems(config))
+    return next((problem for found in checks for problem in found), None)
+
+
+def _url_problems(config: Config) -> list[str]:
+    """Passwords come only from the environment or a secrets file: a URL with user info would be
+    stored verbatim in state/config.json and the status file, and shown in logs."""
+    cam, locks = config.camera, config.locks
+    found = []
+    if _has_user_info(cam.url):
+        found.append(f"camera.url: expected no user or password in the URL (set camera.username, and the "
+                     f"password in ${cam.password_env} or camera.password_file), got {redact_url(cam.url)}")
+    if _has_user_info(locks.redis_url):
+        found.append(f"locks.redis_url: expected no user or password in the URL (set the password in "
+                     f"${locks.password_env} or locks.password_file), got {redact_url(locks.redis_url)}")
+    if "://" in config.storage.data and _split(config.storage.data).password is not None:
+        found.append("storage.data: expected no password in the URL (sftp:// takes an SSH key or agent, "
+                     f"s3:// the provider's environment variables), got {redact_url(config.storage.data)}")
+    return found
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:  # a malformed netloc (e.g. an unclosed IPv6 bracket): let the consumer say so
+        return urlsplit("")
+
+
+def _has_user_info(url: str) -> bool:
+    return "@" in _split(url).netloc
+
+
+def _model_problems(config: Config) -> list[str]:
+    """What ptzjepa.learning's WorldModelSpec and QNetSpec would refuse when a stage builds them."""
+    wm = config.world_model
+    found = []
+    if wm.image_size % wm.patch_size:
+        found.append(f"world_model.image_size: expected a multiple of world_model.patch_size "
+                     f"({wm.patch_size}), got {wm.image_size}")
+    nets: list[tuple[str, ViTConfig, bool]] = [
+        ("world_model.encoder", wm.encoder, True),
+        ("world_model.predictor", wm.predictor, True),
+        ("agent.net", config.agent.net, False),
+    ]
+    for key, net, sincos in nets:
+        if net.width % net.heads:
+            found.append(f"{key}.width: expected a multiple of {key}.heads ({net.heads}), got {net.width}")
+        elif sincos and net.width % 4:
+            found.append(f"{key}.width: expected a multiple of 4 (the 2-D sin-cos position table), "
+                         f"got {net.width}")
+    return found
+
+
+def _limits_problems(config: Config) -> list[str]:
+    """Each axis needs finite limits with low < high (ptzjepa.camera.base.AxisRange)."""
+    limits = config.camera.limits
+    found = []
+    for axis in ("pan", "tilt", "zoom"):
+        lo, hi = getattr(limits, f"{axis}_min"), getattr(limits, f"{axis}_max")
+        for name, value in ((f"{axis}_min", lo), (f"{axis}_max", hi)):
+            if not math.isfinite(value):
+                found.append(f"camera.limits.{name}: expected a finite number, got {value}")
+        if math.isfinite(lo) and math.isfinite(hi) and not lo < hi:
+            found.append(f"camera.limits.{axis}_max: expected greater than camera.limits.{axis}_min "
+                         f"({lo}), got {hi}")
+    return found
+
+
+def _panorama_problems(config: Config) -> list[str]:
+    """The simulator reads the file only when it first opens the camera, after the store is set up."""
+    panorama = config.sim.panorama
+    if panorama and not Path(panorama).is_file():
+        return [f"sim.panorama: expected an image file, got {panorama!r} (no such file)"]
+    return []
 
 
 def describe_structure_error(exc: BaseException, source: str) -> str:

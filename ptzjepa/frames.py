@@ -6,9 +6,12 @@ Layout (the original PTZJEPA's folder names, so its users find their data):
     collected_commands/<id>.json    the command that moved the camera there
     collected_positions/<id>.json   the frame record: id, PTZ, UTC time, command, cycle, stage, node
 
-The position record is written last and is the commit marker: a frame exists when its record
-exists. Ids are deterministic (cycle, stage, step), so a step repeated after a crash rewrites the
-same three files instead of adding a duplicate.
+The position record is written last and is the commit marker. A frame, as training, dreams and
+the frame counts see it, is a record whose JPEG is stored: when the storage limits remove the image
+but keep the position (`storage.track_positions`), the record stays as a tracked position, marked
+`"image": ""`, and is no longer a frame (`ids`, `count`, `records`); `record_ids` lists both. Ids
+are deterministic (cycle, stage, step), so a step repeated after a crash rewrites the same three
+files instead of adding a duplicate.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class FrameRecord:
     cycle: int
     stage: str
     node: str
-    image: str  # store-relative path of the JPEG ('' when images are not kept)
+    image: str  # store-relative path of the JPEG; '' once retention removed it (a tracked position)
     width: int
     height: int
 
@@ -92,6 +95,13 @@ class FrameStore:
         return record
 
     def ids(self) -> list[str]:
+        """The frames, oldest first: records whose JPEG is stored. Two folder listings, not a read
+        per record (remote stores are slow); an image-less record is a tracked position."""
+        images = {name[: -len(".jpg")] for name in self.store.list(IMAGES, ".jpg")}
+        return [fid for fid in self.record_ids() if fid in images]
+
+    def record_ids(self) -> list[str]:
+        """Every committed record, oldest first: the frames and the tracked positions."""
         return [name[: -len(".json")] for name in self.store.list(POSITIONS, ".json")]
 
     def count(self) -> int:
@@ -105,14 +115,20 @@ class FrameStore:
             raise StoreError(f"{POSITIONS}/{fid}.json: not a frame record ({exc})") from None
 
     def records(self) -> Iterator[FrameRecord]:
+        """The frames' records, for learning: never a tracked position without its image."""
         for fid in self.ids():
             try:
-                yield self.record(fid)
+                record = self.record(fid)
             except StoreError as exc:
                 log.warning("skipping frame record: %s", exc)
+                continue
+            if record.image:
+                yield record
 
     def image(self, record: FrameRecord) -> np.ndarray:
         """The frame's pixels as RGB uint8; StoreError if missing or not a decodable JPEG."""
+        if not record.image:
+            raise StoreError(f"frame {record.id}: its image was removed by the storage limits")
         return decode_jpeg(self.store.read_bytes(record.image), record.image)
 
     def delete(self, fid: str) -> None:
@@ -122,11 +138,23 @@ class FrameStore:
         self.store.delete(f"{IMAGES}/{fid}.jpg")
         self.store.delete(f"{EMBEDS}/{fid}.pt")
 
+    def drop_image(self, fid: str, *, keep_embedding: bool) -> None:
+        """Remove a frame's JPEG but keep its position record and command (storage.track_positions),
+        and its embedding when asked (storage.track_all). The JPEG goes first: a crash before the
+        record is marked leaves a record without image, which is a tracked position already."""
+        self.store.delete(f"{IMAGES}/{fid}.jpg")
+        if not keep_embedding:
+            self.store.delete(f"{EMBEDS}/{fid}.pt")
+        data = self.store.read_json(f"{POSITIONS}/{fid}.json", default=None)
+        if isinstance(data, dict) and data.get("image"):
+            self.store.write_json(f"{POSITIONS}/{fid}.json", {**data, "image": ""})
+
     def sweep_orphans(self) -> int:
-        """Delete images and commands whose record was never written (a write cut short)."""
-        known = set(self.ids())
+        """Delete images, commands and embeddings whose record was never written (a write cut
+        short) or is gone (a removal cut short); a tracked position's files stay with its record."""
+        known = set(self.record_ids())
         removed = 0
-        for folder, suffix in ((IMAGES, ".jpg"), (COMMANDS, ".json")):
+        for folder, suffix in ((IMAGES, ".jpg"), (COMMANDS, ".json"), (EMBEDS, ".pt")):
             for name in self.store.list(folder, suffix):
                 if name[: -len(suffix)] not in known:
                     self.store.delete(f"{folder}/{name}")

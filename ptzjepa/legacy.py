@@ -69,8 +69,10 @@ def translate(argv: list[str]) -> LegacyRun:
         f"storage.track_positions={str(a.trackpositions or a.track_all).lower()}",
         f"storage.track_all={str(a.track_all).lower()}",
     ]
-    if a.camerabrand == 1:  # the original navigated Axis zoom in device steps: x100
-        overrides.append("navigate.modulation.zoom=100")
+    # Zoom modulation stays 1 for every brand (pan/tilt stay the profile's 2, as the original). The
+    # original's x100 for Axis turned its zoom steps into Axis's own 1..9999 zoom units; our Axis
+    # driver already converts the optical zoom factor to device units, so x100 here would turn a
+    # 0.1x zoom step into a 10x one.
     if a.username:
         overrides.append(f"camera.username={a.username}")
     if a.cameraip:
@@ -86,10 +88,23 @@ def translate(argv: list[str]) -> LegacyRun:
         overrides.append("locks.kind=redis")
         if a.distributed_ip:
             overrides.append(f"locks.redis_url=redis://{a.distributed_ip}:6379/0")
-        notes.append("-dist: world models are leased through Redis; mount the shared world_models folder "
-                     "at <data>/world_models as before (SSHFS), or point --data at an sftp:// or s3:// URL")
+        notes.append(distributed_note(a.distributed_ip, a.distributed_username, a.distributed_host_directory))
     return LegacyRun(profile=a.fname or "waggle", machine=machine, overrides=overrides, env=env,
                      debug=a.debug, notes=notes)
+
+
+def distributed_note(host: str, user: str, folder: str) -> str:
+    """How -dist works here. Each node keeps its own data folder (one run per folder, and frame ids
+    name no node), so --data must never be shared; only the world models are, and they are read
+    and written under <data>/world_models, which no setting moves. The original mounted the
+    server's folder there with SSHFS from -dist_ip/-dist_username/-dist_host_directory; this
+    program mounts nothing (the image runs unprivileged), so the note shows that mount instead."""
+    remote = f"{user or 'USER'}@{host or 'HOST'}:{folder or '/srv/ptzjepa/world_models'}"
+    return ("-dist: world models are leased through Redis (locks.redis_url, password from "
+            "$PTZJEPA_REDIS_PASSWORD) and kept in <data>/world_models, which no setting moves: keep "
+            "each node's own --data (never a shared one) and mount the one shared world-model folder "
+            f"at <data>/world_models on every node, e.g. `sshfs {remote} /persistence/world_models` "
+            "(in Docker: mount it on the host and add -v <that folder>:/persistence/world_models)")
 
 
 def run(argv: list[str]) -> int:

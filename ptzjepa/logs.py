@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# The user info of a URL (`scheme://user:password@`), up to its last '@' before the path.
+_URL_USER_INFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s/]*@")
+
+
+def redact_url(text: str) -> str:
+    """`http://user:pw@host/x` -> `http://***@host/x`, in a URL or in any text holding URLs: a
+    password typed into a URL must not reach a terminal, a log or a stored file."""
+    return _URL_USER_INFO.sub(r"\1***@", text)
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces every known secret value in a log record's final text with '***'."""
+    """Replaces every known secret value, and the user info of any URL, in a log record's final
+    text with '***'."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed call: the handler's own error report says so
             return True
-        text = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         for secret in self.secrets:
             text = text.replace(secret, "***")
             if record.exc_text:
                 record.exc_text = record.exc_text.replace(secret, "***")
+        if "://" in text:
+            text = redact_url(text)
+        if record.exc_text and "://" in record.exc_text:
+            record.exc_text = redact_url(record.exc_text)
         record.msg, record.args = text, None
         return True
 

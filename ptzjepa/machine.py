@@ -7,6 +7,7 @@ data resumes in the state it was in (stages keep their own progress to resume in
 
 from __future__ import annotations
 
+import collections
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ class StateSpec:
     final: bool = False
     exit_code: int = 0  # for a final state: what the process exits with when the run ends there
     description: str = ""
+    max_visits: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # per cycle; 0: the machine's
 
 
 @attrs.frozen
@@ -60,6 +62,13 @@ class MachineSpec:
     states: list[StateSpec]
     transitions: list[TransitionSpec]
     description: str = ""
+    # A state entered more often than this in one cycle is a loop that makes no progress (say
+    # train_world_model -> no_data -> capture -> done, with capture's plan already complete): the
+    # runner then fires `stuck` instead of running the stage again.
+    max_visits: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+
+    def visit_limit(self, name: str) -> int:
+        return self.state(name).max_visits or self.max_visits
 
     def state(self, name: str) -> StateSpec:
         for state in self.states:
@@ -185,12 +194,18 @@ class Runner:
         self.node = node
         saved = node.store.read_json(MACHINE_STATE_FILE, default=None)
         initial, node.cycle = spec.initial, 0
-        if isinstance(saved, dict) and saved.get("machine") == spec.name and saved.get("state") in spec.state_names:
-            initial, node.cycle = saved["state"], int(saved.get("cycle", 0))
-            if spec.state(initial).final:  # a finished run starts over, one cycle on
+        if isinstance(saved, dict) and "cycle" in saved:
+            same = saved.get("machine") == spec.name and saved.get("state") in spec.state_names
+            initial, node.cycle = (saved["state"] if same else spec.initial), int(saved["cycle"])
+            # A finished run, or another machine's run, goes on in a new cycle: frame ids and stage
+            # progress are per cycle, so cycle numbers are never reused in one data folder.
+            if not same or spec.state(initial).final:
                 initial, node.cycle = spec.initial, node.cycle + 1
         self.resumed = initial != spec.initial or node.cycle > 0
         self.state: str = initial
+        self._visits: dict[str, int] = {}  # this cycle's state entries, for the loop guard
+        self._visits_cycle = node.cycle
+        self._recent: collections.deque[str] = collections.deque(maxlen=4)  # "state:outcome", for the message
         self.machine = Machine(
             model=self, states=spec.state_names, transitions=spec.transition_dicts(),
             initial=initial, auto_transitions=False, ignore_invalid_triggers=False,
@@ -199,6 +214,12 @@ class Runner:
 
     def next_cycle(self) -> None:
         self.node.cycle += 1
+
+    def _over_visit_limit(self, state: str) -> bool:
+        if self._visits_cycle != self.node.cycle:
+            self._visits, self._visits_cycle = {}, self.node.cycle
+        self._visits[state] = self._visits.get(state, 0) + 1
+        return self._visits[state] > self.spec.visit_limit(state)
 
     def _save(self) -> None:
         self.node.store.write_json(
@@ -225,11 +246,20 @@ class Runner:
                 return "stopped"
             if cycles is not None and node.cycle >= cycles:
                 return "cycles"
-            events.emit("state_entered", state=state.name, cycle=node.cycle)
-            began = time.monotonic()
-            outcome = stage_registry.resolve(state.stage)(node)
-            retention.enforce(node)
-            events.emit("state_left", state=state.name, outcome=outcome, seconds=time.monotonic() - began)
+            if self._over_visit_limit(state.name):
+                limit = self.spec.visit_limit(state.name)
+                message = (f"machine {self.spec.name}: state {state.name!r} entered more than {limit} times in "
+                           f"cycle {node.cycle}, a loop that makes no progress (last steps: {', '.join(self._recent)})")
+                if not self.may_trigger("stuck"):
+                    raise MachineError(message + " (and no transition routes 'stuck')")
+                events.emit("warning", message=message)
+                outcome = "stuck"
+            else:
+                events.emit("state_entered", state=state.name, cycle=node.cycle)
+                began = time.monotonic()
+                outcome = stage_registry.resolve(state.stage)(node)
+                retention.enforce(node)
+                events.emit("state_left", state=state.name, outcome=outcome, seconds=time.monotonic() - began)
             if outcome == "stopped":
                 return "stopped"
             if not self.may_trigger(outcome):
@@ -238,6 +268,7 @@ class Runner:
                     f"machine {self.spec.name}: state {state.name!r} ended with {outcome!r}, "
                     f"which no transition routes (routed: {', '.join(routed) or 'none'})"
                 )
+            self._recent.append(f"{state.name}:{outcome}")
             self.trigger(outcome)
             self._save()
             events.emit("transition", source=state.name, outcome=outcome, dest=self.state, cycle=node.cycle)

@@ -111,10 +111,13 @@ def load_world_model(node: Node, name: str, device: torch.device) -> tuple[World
 def lease_world_model(node: Node):
     """A free model of the population and its lease, or None when others hold them all.
 
-    Each node tries the models in its own rotation, so nodes sharing a population spread out
-    instead of all queueing for wm-0."""
+    The rule: in cycle c a node tries wm-((hash(node name) + c) mod population) first, then the
+    ones after it, wrapping round. The node's offset spreads nodes sharing a population instead
+    of all queueing for wm-0; the cycle moves one node through every model over successive cycles
+    (a lone node trains them all, not one forever); and a run resumed in the same cycle goes back
+    to the model whose epochs it had saved."""
     names = population_names(node.config)
-    start = stable_hash(node.name) % len(names)
+    start = (stable_hash(node.name) + node.cycle) % len(names)
     locker = node.locker()
     for name in names[start:] + names[:start]:
         lease = locker.acquire(f"{WORLD_MODELS}/{name}")
@@ -202,14 +205,19 @@ def agents(node: Node) -> Checkpoints:
     return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints)
 
 
-def agent_name(node: Node) -> str:
-    """This node's agent; with a population, the one trained least recently (round robin)."""
+def agent_names(node: Node) -> list[str]:
+    """This node's own agents (agents are never shared): `agent-<node>`, or with a population
+    `agent-<node>-<i>`, i < population."""
     size = node.config.agent.population
-    if size == 1:
-        return f"agent-{node.name}"
-    names = [f"agent-{node.name}-{i}" for i in range(size)]
-    store = agents(node)
-    return min(names, key=lambda n: ((store.info(n) or {}).get("versions") or [{"saved": 0}])[-1]["saved"])
+    return [f"agent-{node.name}"] if size == 1 else [f"agent-{node.name}-{i}" for i in range(size)]
+
+
+def agent_name(node: Node) -> str:
+    """The agent to train this cycle: with a population, agent-<node>-(cycle mod population), a
+    round robin over cycles. Chosen by cycle rather than by save time so that a run killed mid
+    training resumes the same agent in the same cycle instead of starting the next one."""
+    names = agent_names(node)
+    return names[node.cycle % len(names)]
 
 
 def _qnet_spec(config: Config, tokens: int, dim: int, actions: int) -> QNetSpec:
@@ -277,9 +285,11 @@ def load_agent(node: Node, device: torch.device) -> tuple[QNetwork, dict[str, An
 
 
 def _newest_agent(node: Node) -> str | None:
+    """The node's most recently saved agent (by exact name: node `cam1` never takes `cam10`'s)."""
     store = agents(node)
+    mine = set(agent_names(node))
     found = [(((store.info(n) or {}).get("versions") or [{"saved": 0}])[-1]["saved"], n)
-             for n in store.names() if n.startswith(f"agent-{node.name}")]
+             for n in store.names() if n in mine]
     return max(found)[1] if found else None
 
 

@@ -32,7 +32,9 @@ class StoreError(RuntimeError):
 class Store:
     """A folder of named files under one URL, written atomically."""
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, url: str, create: bool = True, **storage_options: Any) -> None:
+        """Open the store at `url`, making its folder unless `create` is False (a reader such as
+        `cli.py status` must leave a mistyped path as it found it)."""
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = root.rstrip("/") or "/"
@@ -41,7 +43,8 @@ class Store:
         self.protocol = protocols[0]
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self._atomic_put = any(p in _ATOMIC_PUT for p in protocols)
-        self.fs.makedirs(self.root, exist_ok=True)
+        if create:
+            self.fs.makedirs(self.root, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -118,6 +121,10 @@ class Store:
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self.path(rel))
 
+    def is_folder(self) -> bool:
+        """Whether the store's own folder is there (a store opened with create=False may lack it)."""
+        return bool(self.fs.isdir(self.root))
+
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.path(rel)))
 
@@ -165,16 +172,19 @@ class Store:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S) -> int:
-        """Remove temporary files left by writers that died; returns how many were removed."""
+    def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S, skip: tuple[str, ...] = ()) -> int:
+        """Remove temporary files left by writers that died; returns how many were removed.
+
+        `skip` names sub-folders of `folder` left alone (storage shared with live writers)."""
         try:
             found = self.fs.find(self.path(folder), detail=True, withdirs=False)
         except FileNotFoundError:
             return 0
+        skipped = tuple(self.path(posixpath.join(folder, name)).rstrip("/") + "/" for name in skip)
         now = time.time()
         removed = 0
         for path, info in found.items():
-            if _TMP_MARK not in posixpath.basename(path):
+            if _TMP_MARK not in posixpath.basename(path) or path.startswith(skipped):
                 continue
             mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
             stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)

@@ -8,9 +8,11 @@ its head pointed and which JPEG it sent.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -93,3 +95,21 @@ def test_cli_with_the_wrong_password_fails_cleanly(tmp_path):
     assert "authentication failed" in done.stderr and "Traceback" not in done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert FrameStore(Store(str(tmp_path / "node"))).count() == 0
+
+
+def test_debug_run_never_shows_or_stores_the_password(tmp_path):
+    """--debug logs every request the driver makes; with basic auth the password travels in every
+    request (base64), so a logged header would leak it. Nothing printed and nothing stored may
+    hold it, in any form the wire carries."""
+    data = tmp_path / "node"
+    with FAKES["hanwha"]("op", PASSWORD, auth="basic") as server:
+        done = run_capture("hanwha", server.url, data, "--debug")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "DEBUG" in done.stderr  # it really ran verbose
+    forms = [PASSWORD, base64.b64encode(f"op:{PASSWORD}".encode()).decode(), quote(PASSWORD, safe="")]
+    printed = done.stdout + done.stderr
+    assert not [f for f in forms if f in printed]
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert any(p.name == "config.json" for p in files) and len(files) > 10
+    leaked = [str(p.relative_to(data)) for p in files for f in forms if f.encode() in p.read_bytes()]
+    assert not leaked, leaked

@@ -22,9 +22,32 @@ def test_original_flags_map_onto_settings():
 def test_defaults_and_axis_and_stored_images():
     run = translate("-rm lifelong -cb 1 -si".split())
     config = load_config(run.profile, run.overrides)
-    assert config.camera.kind == "axis" and config.navigate.modulation.zoom == 100
+    assert config.camera.kind == "axis"
+    # The original's x100 turned Axis zoom steps into Axis device units; our Axis driver converts
+    # the optical factor itself, so every brand keeps zoom x1 (and the original's pan/tilt x2).
+    mod = config.navigate.modulation
+    assert (mod.pan, mod.tilt, mod.zoom) == (2.0, 2.0, 1.0)
     assert not config.storage.keep_images  # the original deleted frames unless -ki
     assert run.machine == "lifelong_stored"
     assert load_machine(run.machine, check_stages=True).initial == "train_world_model"
     for mode in ("train", "world_model_train", "dream", "agent_train", "env_interaction"):
         assert load_machine(translate(["-rm", mode]).machine).name == mode
+
+
+def test_every_brand_keeps_the_same_modulation():
+    for brand in ("0", "1"):
+        run = translate(["-cb", brand])
+        mod = load_config(run.profile, run.overrides).navigate.modulation
+        assert (mod.pan, mod.tilt, mod.zoom) == (2.0, 2.0, 1.0), brand
+
+
+def test_dist_note_keeps_data_per_node_and_shows_the_world_model_mount():
+    """-dist must not suggest a shared --data (one run per data folder; frame ids name no node):
+    the world models alone are shared, as <data>/world_models, mounted from the original's
+    -dist_ip/-dist_username/-dist_host_directory."""
+    run = translate("-dist -dist_ip 10.0.0.9 -dist_username ptz -dist_host_directory /srv/wm".split())
+    note = next(n for n in run.notes if n.startswith("-dist"))
+    assert "sftp://" not in note and "s3://" not in note and "point --data" not in note
+    assert "locks.redis_url" in note and "<data>/world_models" in note
+    assert "sshfs ptz@10.0.0.9:/srv/wm /persistence/world_models" in note
+    assert "own --data" in note

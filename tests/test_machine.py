@@ -4,7 +4,7 @@ import pytest
 
 from ptzjepa import stages as registry
 from ptzjepa.config_loading import load_config
-from ptzjepa.machine import MACHINE_STATE_FILE, MachineError, Runner, load_machine, mermaid
+from ptzjepa.machine import MACHINE_STATE_FILE, MACHINES_DIR, MachineError, Runner, load_machine, mermaid
 from ptzjepa.node import Node
 from ptzjepa.store import Store
 
@@ -111,3 +111,78 @@ def test_shipped_machines_parse_and_draw():
         spec = load_machine(name, check_stages=False)
         text = mermaid(spec)
         assert "stateDiagram" in text and f"[*] --> {spec.initial}" in text
+
+
+BOUNCE = """
+name: bounce
+initial: a
+max_visits: 3
+states:
+  - {name: a, stage: t_a}
+  - {name: b, stage: t_back, max_visits: 5}
+  - {name: stuck, final: true, exit_code: 1}
+transitions:
+  - {trigger: done, source: a, dest: b}
+  - {trigger: back, source: b, dest: a}
+"""
+
+
+def stage_back(node):
+    calls.append("b")
+    if len(calls) > 50:  # without the guard the test fails here instead of hanging
+        raise RuntimeError("the loop guard never fired")
+    return "back"
+
+
+@pytest.fixture
+def bounce_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.STAGES, "t_a", f"{__name__}:stage_a")
+    monkeypatch.setitem(registry.STAGES, "t_back", f"{__name__}:stage_back")
+    calls.clear()
+
+    def write(routed: bool) -> str:
+        path = tmp_path / "bounce.yaml"
+        stuck = '  - {trigger: stuck, source: "*", dest: stuck}\n' if routed else ""
+        path.write_text(BOUNCE + stuck)
+        return str(path)
+
+    return write
+
+
+def test_a_loop_without_progress_ends_stuck_after_max_visits(bounce_file):
+    node = make_node()
+    warnings = []
+    node.events.subscribe(lambda e: warnings.append(e.data["message"]) if e.kind == "warning" else None)
+    assert Runner(load_machine(bounce_file(routed=True)), node).run() == "stuck"
+    assert calls == ["a", "b"] * 3  # a's limit (the machine's 3) is hit first; b's own limit is 5
+    assert len(warnings) == 1
+    assert "state 'a' entered more than 3 times in cycle 0" in warnings[0] and "b:back" in warnings[0]
+    assert node.store.read_json(MACHINE_STATE_FILE)["state"] == "stuck"
+
+
+def test_an_unrouted_stuck_is_a_clear_error(bounce_file):
+    with pytest.raises(MachineError, match="no transition routes 'stuck'"):
+        Runner(load_machine(bounce_file(routed=False)), make_node()).run()
+
+
+def test_visits_count_per_cycle(loop_file):
+    """The loop machine enters each state once per cycle: many cycles never trip the guard."""
+    node = make_node()
+    assert Runner(load_machine(loop_file), node).run(cycles=6) == "cycles"
+    assert calls == ["a", "b"] * 6
+
+
+def test_another_machine_goes_on_in_a_new_cycle(loop_file):
+    """Frame ids and stage progress are per cycle: a machine switch must not reuse a cycle number."""
+    node = make_node()
+    node.store.write_json(MACHINE_STATE_FILE, {"machine": "capture", "state": "capture", "cycle": 2})
+    runner = Runner(load_machine(loop_file), node)
+    assert runner.state == "a" and node.cycle == 3 and runner.resumed
+
+
+def test_every_shipped_loop_routes_stuck():
+    for spec in (load_machine(p.stem, check_stages=False) for p in MACHINES_DIR.glob("*.yaml")):
+        names = [s.name for s in spec.states if not s.final]
+        may_loop = any(t.dest in names and t.trigger != "done" for t in spec.transitions)
+        routed = any(t.trigger == "stuck" for t in spec.transitions)
+        assert routed or not may_loop, f"machine {spec.name} can loop but does not route 'stuck'"

@@ -72,3 +72,37 @@ def test_agent_trains_then_navigates_and_stores_rewards():
 
     sample = torch.load(io.BytesIO(node.store.read_bytes(f"collected_embeds/{embeds[0]}")), weights_only=True)
     assert sample["reward"].item() >= 0 and sample["q"].shape == (21,) and sample["embedding"].dtype == torch.float16
+
+
+def test_agent_checkpoint_round_trip_gives_the_trained_agent_back(monkeypatch):
+    """The agent navigate loads is the one train_agent trained (weights and Q-values exactly), and
+    a resumed trainer gets back its target network and step count."""
+    node = _trained("agent.epochs=2", "agent.patience=100")
+    assert dream(node) == "done"
+    saved = []
+    real = models.save_agent
+
+    def spy(node, name, agent, trainer, *args, **kwargs):
+        saved.append((name, agent, trainer))
+        return real(node, name, agent, trainer, *args, **kwargs)
+
+    monkeypatch.setattr(models, "save_agent", spy)
+    assert train_agent(node) == "done"
+    assert len(saved) == 2
+    name, trained, trainer = saved[-1]
+    cpu = torch.device("cpu")
+    loaded, meta = models.load_agent(node, cpu)
+    assert meta["name"] == name and meta["version"] == 2 and meta["session"]["epochs_done"] == 2
+    want, got = trained.state_dict(), loaded.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    _, chunks = load_set(node, complete_sets(node)[-1])
+    dreams = Dreams.cat([Dreams.from_dict(c) for c in chunks])
+    states, poses = dreams.states[:, 0].float(), dreams.poses[:, 0]
+    with torch.no_grad():
+        q_trained, q_loaded = trained.eval()(states, poses), loaded(states, poses)
+        q_fresh = models.QNetwork(loaded.spec).eval()(states, poses)
+    assert torch.equal(q_trained, q_loaded) and not torch.equal(q_fresh, q_loaded)
+    _, resumed, _ = models.load_or_new_agent(node, name, dreams, cpu)
+    assert resumed.steps == trainer.steps > 0
+    target_want, target_got = trainer.target.state_dict(), resumed.target.state_dict()
+    assert all(torch.equal(target_want[k], target_got[k]) for k in target_want)

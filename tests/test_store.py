@@ -77,3 +77,17 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
     hidden = [n for n in os.listdir(root / "blobs") if n.startswith(".")]
     assert store.sweep_temp_files(older_than_s=0) == len(hidden)
     assert [n for n in os.listdir(root / "blobs") if n.startswith(".")] == []
+
+
+def test_sweep_skips_shared_folders_and_keeps_fresh_temp_files(tmp_path):
+    """World models may be shared with live writers on other nodes: a start-up sweep must not take
+    their temporary files, while a dead writer's in the node's own folders goes."""
+    store = Store(str(tmp_path))
+    for folder in ("collected_imgs", "world_models/wm-0", "world_models_extra"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / ".x.tmp-123").write_bytes(b"partial")
+    assert store.sweep_temp_files(older_than_s=0, skip=("world_models",)) == 2
+    assert (tmp_path / "world_models/wm-0/.x.tmp-123").exists()
+    assert not (tmp_path / "world_models_extra/.x.tmp-123").exists()  # a prefix is not the folder
+    assert store.sweep_temp_files("world_models") == 0  # fresh: a live writer's, kept
+    assert store.sweep_temp_files("world_models", older_than_s=0) == 1

@@ -125,6 +125,8 @@ def _resume_frame(node: Node, done: int, per_round: int):
         fid = frame_id(node.cycle, STAGE, step)
         if node.store.exists(f"collected_positions/{fid}.json"):
             record = node.frames.record(fid)
+            if not record.image:  # the storage limits removed its image: nothing to navigate from
+                return None
             if not move_back(node, record.ptz, "resuming navigation: cannot return to the last "
                              "frame, starting the round afresh"):
                 return None

@@ -38,6 +38,8 @@ def _train(node: Node, mode: str, stage: str) -> str:
     if cfg.max_train_frames:
         records = records[-cfg.max_train_frames :]
     if len(records) < MIN_FRAMES:
+        if records:  # none at all is the ordinary start: the machine routes to capture
+            node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
     leased = models.lease_world_model(node)
     if leased is None:

@@ -1,0 +1,79 @@
+"""`cli.py machines` and `cli.py status` as a person runs them: separate processes, exit codes, and
+what they leave on disk (status only reads)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ptzjepa.machine import MACHINES_DIR, load_machine
+from ptzjepa.status import STATUS_FILE
+from ptzjepa.store import Store
+from tests.conftest import REPO
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_machines_list_names_every_machine_file():
+    done = cli("machines", "list")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    files = sorted(p.stem for p in MACHINES_DIR.glob("*.yaml"))
+    assert files and listed == files
+    for name in files:  # each with its description, so the list says what each one does
+        line = next(line for line in done.stdout.splitlines() if line.split()[0] == name)
+        assert line.split(maxsplit=1)[1].strip() == load_machine(name, check_stages=False).description
+
+
+def test_machines_draw_prints_mermaid_with_states_and_transitions():
+    done = cli("machines", "draw", "lifelong")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    spec = load_machine("lifelong", check_stages=False)
+    assert "stateDiagram" in text
+    for state in spec.state_names:
+        assert re.search(rf'^\s*state "{state}" as {state}\s*$', text, re.M), state
+    assert re.search(rf"^\s*\[\*\] --> {spec.initial}\s*$", text, re.M)
+    edges = re.findall(r"^\s*(\w+) --> (\w+): (\S.*)$", text, re.M)
+    assert edges and all(a in spec.state_names and b in spec.state_names for a, b, _ in edges)
+    first = spec.transition_dicts()[0]
+    assert any(a == first["source"] and b == first["dest"] and first["trigger"] in t.split(" | ")
+               for a, b, t in edges), (first, edges)
+
+
+def test_machines_draw_of_an_unknown_machine_is_one_line_and_exit_2():
+    done = cli("machines", "draw", "no_such_machine")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: machine 'no_such_machine': no such machine"), lines
+    assert "lifelong" in lines[0] and done.stdout == ""
+
+
+def test_status_of_a_missing_folder_says_so_and_creates_nothing(tmp_path: Path):
+    missing = tmp_path / "not" / "there"
+    done = cli("status", "--data", str(missing))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"status: {missing}: no data folder there (no ptzjepa run has stored anything here)"]
+    assert not (tmp_path / "not").exists()
+
+
+def test_status_of_an_empty_folder_and_of_a_node(tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = cli("status", "--data", str(empty))
+    assert done.returncode == 2 and "no ptzjepa run has stored anything here" in done.stderr
+    assert list(empty.iterdir()) == []
+
+    node = tmp_path / "node"
+    Store(str(node)).write_json(STATUS_FILE, {"machine": "lifelong", "state": "dream", "cycle": 3})
+    before = sorted(p.relative_to(node) for p in node.rglob("*"))
+    done = cli("status", "--data", str(node), "--json")
+    assert done.returncode == 0, done.stderr
+    assert '"state": "dream"' in done.stdout and '"cycle": 3' in done.stdout
+    assert sorted(p.relative_to(node) for p in node.rglob("*")) == before  # read only
