@@ -47,8 +47,12 @@ class Checkpoints:
         data = self.store.read_json(f"{self.kind}/{name}/{INFO}", default=None)
         return data if isinstance(data, dict) else None
 
-    def save(self, name: str, state: dict[str, Any], meta: dict[str, Any]) -> int:
-        """Store a new version; returns its number. `meta` must be plain JSON data."""
+    def save(self, name: str, state: dict[str, Any], meta: dict[str, Any], base_version: int | None = None) -> int:
+        """Store a new version; returns its number. `meta` must be plain JSON data.
+
+        `base_version` is the version the new state was trained from. Newer versions than that
+        failed to load (the caller fell back past them), so they leave the history and their
+        files go, instead of pushing the good versions out of the `keep` window."""
         import torch
 
         current = self.info(name) or {}
@@ -59,6 +63,8 @@ class Checkpoints:
         torch.save({FORMAT_KEY: FORMAT, "state": state, "meta": own_meta}, buffer)
         self.store.write_bytes(f"{self.kind}/{name}/{file}", buffer.getvalue())
         history = [v for v in current.get("versions", []) if isinstance(v, dict)]
+        if base_version is not None:
+            history = [v for v in history if int(v["version"]) <= base_version]
         history.append({"version": version, "file": file, "saved": time.time()})
         info = {**own_meta, "versions": history[-self.keep:]}
         self.store.write_json(f"{self.kind}/{name}/{INFO}", info)

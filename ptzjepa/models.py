@@ -183,19 +183,23 @@ def _accumulation(config: Config) -> int:
 
 
 def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldModelTrainer, session: Session,
-                     mode: str, frames: int, fence: int, parent: str | None) -> int:
-    store = world_models(node)
-    previous = store.info(name) or {}
-    contributions = dict(previous.get("contributions") or {})
+                     mode: str, frames: int, fence: int, base: dict[str, Any]) -> dict[str, Any]:
+    """Save one more epoch of `name`; returns the new version's metadata, the next save's base.
+
+    `base` is the metadata of the version the weights came from (what load returned, or the last
+    save), not model_info.json's: after a fallback past a broken version, its epochs and
+    contributions were never part of these weights."""
+    contributions = dict(base.get("contributions") or {})
     contributions[node.name] = int(contributions.get(node.name, 0)) + 1
     meta = {
         "spec": model.spec.to_dict(), "session": session.to_dict(), "mode": mode,
-        "epochs_trained": int(previous.get("epochs_trained", 0)) + 1,
+        "epochs_trained": int(base.get("epochs_trained", 0)) + 1,
         "last_loss": session.losses[-1], "trained_by": node.name, "frames": frames,
-        "contributions": contributions, "fence": fence, "parent": parent, "cycle": node.cycle,
+        "contributions": contributions, "fence": fence, "parent": base.get("parent"), "cycle": node.cycle,
     }
     state = {"model": model.state_dict(), "trainer": trainer.state_dict()}
-    return store.save(name, state, meta)
+    version = world_models(node).save(name, state, meta, base_version=base.get("version"))
+    return {**meta, "version": version}
 
 
 # --- agents -------------------------------------------------------------------------------

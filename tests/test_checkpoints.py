@@ -98,3 +98,20 @@ def test_a_file_without_its_own_metadata_still_loads(store):
                                                "versions": [{"version": 1, "file": "ckpt-000001.pt", "saved": 0}]})
     state, meta = Checkpoints(store, KIND).load("wm-0")
     assert torch.equal(state["w"], torch.full((3,), 7.0)) and meta["epochs_trained"] == 3 and meta["version"] == 1
+
+
+def test_a_save_after_a_fallback_drops_the_broken_version_not_the_good_one(store):
+    """Trained on from v1 after v2 broke: v3 follows v1 in the history, v2's file goes, and with
+    keep=2 the good v1 stays as the fallback of v3."""
+    ckpts = Checkpoints(store, KIND, keep=2)
+    ckpts.save("wm-0", _state(1.0), _meta(1, 0.9))
+    ckpts.save("wm-0", _state(2.0), _meta(2, 0.5))
+    store.write_bytes(f"{KIND}/wm-0/ckpt-000002.pt", b"garbage")
+    _, base = ckpts.load("wm-0")
+    assert base["version"] == 1
+    assert ckpts.save("wm-0", _state(3.0), _meta(2, 0.4), base_version=base["version"]) == 3
+    assert [v["version"] for v in ckpts.info("wm-0")["versions"]] == [1, 3]
+    assert sorted(store.list(f"{KIND}/wm-0", ".pt")) == ["ckpt-000001.pt", "ckpt-000003.pt"]
+    store.write_bytes(f"{KIND}/wm-0/ckpt-000003.pt", b"garbage")
+    state, meta = ckpts.load("wm-0")
+    assert meta["version"] == 1 and torch.equal(state["w"], torch.full((3,), 1.0))

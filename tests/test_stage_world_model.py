@@ -109,3 +109,19 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tmp_path):
     assert after["session"]["epochs_done"] == 40
     assert after["session"]["losses"][:done_before] == before["session"]["losses"][:done_before]
     assert after["epochs_trained"] == 40  # no epoch counted twice
+
+
+def test_training_on_after_a_fallback_counts_only_the_loaded_versions_epochs():
+    """v2 broke: the next epoch trains on from v1, so it is the model's second epoch, not its third."""
+    node = captured_node("world_model.epochs=1", "world_model.patience=100")
+    assert train_world_model(node) == "done"
+    node.cycle += 1  # a new session, one more epoch
+    assert train_world_model(node) == "done"
+    store = models.world_models(node)
+    assert store.info("wm-0")["epochs_trained"] == 2
+    node.store.write_bytes("world_models/wm-0/ckpt-000002.pt", b"torn")
+    node.cycle += 1
+    assert train_world_model(node) == "done"
+    info = store.info("wm-0")
+    assert info["version"] == 3 and info["epochs_trained"] == 2 and info["contributions"] == {node.name: 2}
+    assert [v["version"] for v in info["versions"]] == [1, 3]

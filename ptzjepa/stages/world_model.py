@@ -105,8 +105,8 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
         if not fenced(lease):
             node.events.emit("warning", message=f"lost the lease on world model {name}; its epoch is dropped")
             return "locked"
-        version = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
-                                          fence=lease.token, parent=(meta or {}).get("parent"))
-        node.events.emit("model_saved", kind="world_models", name=name, version=version, path=f"world_models/{name}",
-                         loss=loss)
+        meta = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
+                                       fence=lease.token, base=meta or {})
+        node.events.emit("model_saved", kind="world_models", name=name, version=meta["version"],
+                         path=f"world_models/{name}", loss=loss)
     return "done"
