@@ -237,10 +237,11 @@ class WorldModelConfig:
     num_workers: int = attrs.field(default=2, validator=ge(0))
     cache_frames: int = attrs.field(default=2048, validator=ge(0))
     bfloat16: bool = True
-    # torch.compile the three networks on CUDA (a mode of torch.compile, or "off"). At the original's
-    # batch of 4 the eager step is bound by Python and kernel launches, and "reduce-overhead" (CUDA
-    # graphs) is about 4x faster on an H100 (benchmarks/world_model.py); compiling costs about a
-    # minute per stage, and a new batch shape (the last batch of an epoch) compiles once more.
+    # torch.compile the three networks on CUDA for the pairs mode (a mode of torch.compile, or "off").
+    # At the original's batch of 4 the eager step is bound by Python and kernel launches, and
+    # "reduce-overhead" (CUDA graphs) is about 4x faster on an H100 (benchmarks/world_model.py);
+    # compiling costs up to about 100 s per stage, and a new batch shape (the last batch of an
+    # epoch) compiles once more: worth it for long stages only (docs/design-notes.md).
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     # Most pairs per predictor pass (0: all). Several passes per step cannot run under CUDA graphs:
     # a replay overwrites the outputs the earlier passes still hold for their backward.

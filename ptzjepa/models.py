@@ -149,9 +149,14 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
             model.load_state_dict(parent_state["model"])
             meta = {"parent": f"{best[0]} v{parent_meta['version']}"}
     model = model.to(device)
-    if cfg.compile != "off" and device.type == "cuda":  # in place: parameter names stay the checkpoints'
+    compiled = cfg.compile != "off" and device.type == "cuda" and mode == "pairs"  # masks change shapes per batch
+    if compiled:
+        # A fresh model each stage: without a reset dynamo's guards fail on the new weights and it
+        # recompiles until its cache limit, then silently runs eager. Static shapes: a batch size
+        # seen once (an epoch's last batch) compiles once more instead of going dynamic.
+        torch._dynamo.reset()
         for module in (model.encoder, model.target_encoder, model.predictor):
-            module.compile(mode=cfg.compile)
+            module.compile(mode=cfg.compile, dynamic=False)  # in place: parameter names stay the checkpoints'
     schedules = make_schedules(
         iterations_per_epoch=max(1, batches_per_epoch // _accumulation(node.config)), epochs=cfg.epochs,
         lr=cfg.lr, start_lr=cfg.start_lr, final_lr=cfg.final_lr, warmup_epochs=cfg.warmup_epochs,
@@ -170,7 +175,7 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
         model, schedules, mode=mode, reward_weight=cfg.reward_weight, accumulation=_accumulation(node.config),
         amp_dtype=torch.bfloat16 if cfg.bfloat16 and device.type == "cuda" else None, masks=masks,
         pair_chunk=cfg.pair_chunk or None,
-        seed=cfg.seed + node.cycle,
+        seed=cfg.seed + node.cycle, cuda_graphs=compiled and cfg.compile == "reduce-overhead",
     )
     if state is not None and "trainer" in state:
         trainer.load_state_dict(state["trainer"])

@@ -241,6 +241,28 @@ def test_trainer_accumulates_then_updates_and_moves_the_target():
     assert trainer.flush() and trainer.updates == 2
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compiler's import warns about torch.jit
+def test_cuda_graph_gradient_copies_leave_accumulation_unchanged():
+    """Under CUDA graphs the first batch's gradients are copied out of the graphs' memory before
+    the next batch (without the copies, `cli.py run --set world_model.compile=reduce-overhead`
+    fails on a GPU at the second batch of an accumulation); the copies must not change what
+    accumulation adds up."""
+    images, poses = torch.randn(3, 2, 3, 32, 32), torch.tensor(POSES[:2])
+    weights = []
+    for graphs in (False, True):
+        torch.manual_seed(6)
+        model = build_world_model(SPEC)
+        trainer = WorldModelTrainer(model, flat_schedules(10), accumulation=3, cuda_graphs=graphs)
+        held = []
+        for batch in images:
+            trainer.train_batch(batch, poses)
+            held.append([p.grad for p in model.parameters() if p.grad is not None])
+        assert trainer.updates == 1 and held[0] and not held[2]
+        weights.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*weights):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_trainer_state_resumes_to_the_same_update():
     torch.manual_seed(5)
     images, poses = torch.randn(2, 3, 32, 32), torch.tensor(POSES[:2])

@@ -78,6 +78,7 @@ class WorldModelTrainer:
         seed: int = 0,
         fused: bool | None = None,
         surprise_reduction: Reduction = "mean",
+        cuda_graphs: bool = False,
     ) -> None:
         if mode not in ("pairs", "masked"):
             raise ValueError(f"mode: expected 'pairs' or 'masked', got {mode!r}")
@@ -94,6 +95,7 @@ class WorldModelTrainer:
         self.amp_dtype = amp_dtype
         self.masks = masks
         self.surprise_reduction = surprise_reduction
+        self.cuda_graphs = cuda_graphs  # the model's networks run as CUDA graphs (compile reduce-overhead)
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = build_optimizer(model, schedules.lr(0), schedules.weight_decay(0), fused)
         self.updates = 0
@@ -102,6 +104,8 @@ class WorldModelTrainer:
     def train_batch(self, images: torch.Tensor, poses: torch.Tensor) -> StepStats:
         """One batch's gradients; an update (and EMA) when `accumulation` batches are in."""
         self.model.train()
+        if self.cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
         if self.pending == 0:
             apply_schedules(self.optimizer, self.schedules, self.updates)
         common: dict[str, Any] = {
@@ -119,6 +123,13 @@ class WorldModelTrainer:
         self.pending += 1
         if self.pending == self.accumulation:
             self._update()
+        elif self.cuda_graphs and self.pending == 1:
+            # Autograd keeps the first batch's gradients as they come, in the graphs' own output
+            # memory, which the next replay overwrites; copies take their place, and later batches
+            # add to the copies.
+            for param in self.model.parameters():
+                if param.grad is not None:
+                    param.grad = param.grad.clone()
         return stats
 
     def flush(self) -> bool:
