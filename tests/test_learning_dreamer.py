@@ -9,7 +9,7 @@ import torch
 
 from ptzjepa.config import LimitsConfig, Modulation, default_actions
 from ptzjepa.learning.actions import ActionTable, PoseLimits
-from ptzjepa.learning.dreamer import Dreams, rollout, rollout_one_at_a_time
+from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
 from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
 
 B, T = 6, 3
@@ -217,3 +217,18 @@ def test_dreams_round_trip_and_join(world_model, start):
         Dreams.from_dict(broken, source="dream_00.pt")
     with pytest.raises(ValueError, match=r"Dreams.actions: expected shape \[6, 3\]"):
         Dreams(**{**d.as_dict(), "actions": d.actions[:, :2]})
+
+
+def test_a_stop_request_interrupts_between_steps(world_model, start):
+    asked = []
+
+    def stop_on_third_question() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(DreamInterrupted, match=f"before dream step 3 of {T}"):
+        dream(world_model, start, should_stop=stop_on_third_question)
+    assert len(asked) == 3
+    never = dream(world_model, start, should_stop=lambda: False)
+    for name, value in dream(world_model, start).as_dict().items():
+        assert torch.equal(value, getattr(never, name)), name

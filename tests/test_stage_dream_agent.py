@@ -52,6 +52,19 @@ def test_a_dream_is_reproducible_from_its_seed():
             assert torch.equal(a[key], b[key]), key
 
 
+def test_a_stop_request_inside_a_chunk_stops_the_stage_and_stores_no_partial_chunk():
+    """Ctrl-C must not wait for a whole chunk (minutes at the sim config on a CPU)."""
+    node = _trained("dream.number_of_dreams=4", "dream.dream_length=3", "dream.chunk_size=4")
+    node.events.subscribe(lambda e: node.stop.set() if e.kind == "progress" and e.data["stage"] == "dream" else None)
+    assert dream(node) == "stopped"
+    assert complete_sets(node) == [] and not any(
+        name.startswith("chunk-") for folder in node.store.list_dirs(DREAMS) for name in node.store.list(f"{DREAMS}/{folder}")
+    )
+    node.stop.clear()
+    node.events = type(node.events)()
+    assert dream(node) == "done" and len(complete_sets(node)) == 1
+
+
 def test_agent_trains_then_navigates_and_stores_rewards():
     node = _trained("agent.epochs=2")
     assert navigate(node) == "no_agent"

@@ -14,13 +14,17 @@ surprising the new view is than the view the dream came from.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
 
 from ptzjepa.learning.actions import ActionTable
+
+
+class DreamInterrupted(RuntimeError):
+    """A rollout was asked to stop between two steps."""
 
 
 class DreamingModel(Protocol):
@@ -183,6 +187,7 @@ def _rollout_chunk(
     plan: torch.Tensor,
     actions: ActionTable,
     state_dtype: torch.dtype,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Dreams:
     """Step every dream of the chunk together. tokens/poses/plan are on the model's device."""
     length = plan.shape[1]
@@ -191,6 +196,8 @@ def _rollout_chunk(
     states, pose_seq = [tokens.to(state_dtype)], [poses]
     heads, deltas, errors = [], [], []
     for t in range(length):
+        if should_stop is not None and should_stop():
+            raise DreamInterrupted(f"stopped before dream step {t + 1} of {length}")
         next_poses = actions.apply_unchecked(poses, plan[:, t])
         pred, reward = _predict(model, tokens, poses, next_poses)
         head = reward[..., 0].float().mean(dim=1)
@@ -225,6 +232,7 @@ def rollout(
     autocast_bf16: bool = False,
     action_indices: torch.Tensor | None = None,
     out_device: torch.device | str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Dreams:
     """Dream B rollouts of `length` random actions from start_tokens [B, N, D] at start_poses [B, 3].
 
@@ -233,6 +241,8 @@ def rollout(
     dreams whatever the chunk size (actions are drawn up front; action_indices [B, T] replaces the
     draw). `state_dtype` float16/bfloat16 halves the size of stored states; `autocast_bf16` runs
     the predictor in bfloat16 on CUDA (ignored on CPU, where bfloat16 is slower, not faster).
+    `should_stop` is asked before every step (a chunk can take minutes on a CPU); when it says
+    yes, DreamInterrupted is raised and nothing of the unfinished chunk is returned.
     """
     _check_inputs(start_tokens, start_poses, length)
     if chunk_size < 1:
@@ -256,6 +266,7 @@ def rollout(
                 plan[lo:hi].to(device),
                 actions,
                 state_dtype,
+                should_stop,
             )
             parts.append(chunk.to(out))
     return parts[0] if len(parts) == 1 else Dreams.cat(parts)

@@ -15,7 +15,7 @@ import torch
 
 from ptzjepa import models
 from ptzjepa.data import pose_of, to_tensor
-from ptzjepa.learning.dreamer import rollout
+from ptzjepa.learning.dreamer import DreamInterrupted, rollout
 from ptzjepa.node import Node
 
 STAGE = "dream"
@@ -55,10 +55,13 @@ def dream(node: Node) -> str:
         with torch.no_grad():
             tokens = world_model.encode_target(images.to(device))
         generator = torch.Generator().manual_seed(chunk_seed)
-        dreams = rollout(
-            world_model, tokens, poses.to(device), table, cfg.dream_length, generator,
-            chunk_size=cfg.chunk_size, autocast_bf16=use_bf16, out_device="cpu",
-        )
+        try:
+            dreams = rollout(
+                world_model, tokens, poses.to(device), table, cfg.dream_length, generator,
+                chunk_size=cfg.chunk_size, autocast_bf16=use_bf16, out_device="cpu", should_stop=node.stop.is_set,
+            )
+        except DreamInterrupted:  # Ctrl-C mid-chunk: the chunk is redone, with the same seed, on resume
+            return "stopped"
         dreams.states = models.pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
         buffer = io.BytesIO()
         torch.save(dreams.as_dict(), buffer)
