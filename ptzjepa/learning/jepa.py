@@ -25,6 +25,7 @@ from ptzjepa.learning.vit import (
     Block,
     ViTSpec,
     VisionTransformer,
+    check_image_dims,
     check_transformer_dims,
     init_weights,
     rescale_residuals,
@@ -51,14 +52,7 @@ class WorldModelSpec:
     predictor_mlp_ratio: float = 4.0
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"WorldModelSpec.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"WorldModelSpec.image_size: expected a multiple of patch_size={self.patch_size}, "
-                f"got {self.image_size}"
-            )
+        check_image_dims("WorldModelSpec", self.image_size, self.patch_size)
         check_transformer_dims(
             "WorldModelSpec.encoder",
             self.encoder_width,

@@ -29,14 +29,7 @@ class ViTSpec:
 
     def __post_init__(self) -> None:
         check_transformer_dims("ViTSpec", self.width, self.depth, self.heads, self.mlp_ratio)
-        for name in ("image_size", "patch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ViTSpec.{name}: expected >= 1, got {getattr(self, name)}")
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"ViTSpec.image_size: expected a multiple of patch_size={self.patch_size}, "
-                f"got {self.image_size}"
-            )
+        check_image_dims("ViTSpec", self.image_size, self.patch_size)
 
     @property
     def grid(self) -> int:
@@ -74,6 +67,15 @@ def vit_small(image_size: int = 224, patch_size: int = 14) -> ViTSpec:
 
 def vit_base(image_size: int = 224, patch_size: int = 14) -> ViTSpec:
     return preset("vit_base", image_size, patch_size)
+
+
+def check_image_dims(owner: str, image_size: int, patch_size: int) -> None:
+    """One-line errors for an image the patch grid cannot tile."""
+    for name, value in (("image_size", image_size), ("patch_size", patch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}.{name}: expected an integer >= 1, got {value!r}")
+    if image_size % patch_size:
+        raise ValueError(f"{owner}.image_size: expected a multiple of patch_size={patch_size}, got {image_size}")
 
 
 def check_transformer_dims(owner: str, width: int, depth: int, heads: int, mlp_ratio: float) -> None:
