@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Any
 
-from ptzjepa.store import Store
+from ptzjepa.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 INFO = "model_info.json"
@@ -81,9 +81,16 @@ class Checkpoints:
             raise CheckpointError(f"{self.kind}/{name}: no checkpoint has been saved")
         for entry in reversed(info.get("versions", [])):
             path = f"{self.kind}/{name}/{entry['file']}"
+            # Only a missing or undecodable file counts as broken: any other I/O error (a remote
+            # store's timeout) propagates, as the version may be fine and a save after a fallback
+            # drops the versions it fell past.
             try:
-                saved = torch.load(io.BytesIO(self.store.read_bytes(path)), map_location=map_location,
-                                   weights_only=True)
+                raw = self.store.read_bytes(path)
+            except StoreError as exc:
+                log.warning("checkpoint %s does not load (%s); trying the one before", path, exc)
+                continue
+            try:
+                saved = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
             except Exception as exc:  # a torn or garbled file raises whatever the unpickler meets
                 log.warning("checkpoint %s does not load (%s); trying the one before", path, exc)
                 continue

@@ -33,9 +33,13 @@ def _nonempty(instance: Any, attribute: attrs.Attribute, value: list) -> None:
         raise ValueError(f"'{attribute.name}' must be a list of at least one value: {value}")
 
 
+# torch.compile modes that run the networks as CUDA graphs
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
 def _one_pass_under_cuda_graphs(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value and instance.compile == "reduce-overhead":
-        raise ValueError(f"'{attribute.name}' must be 0 with compile reduce-overhead (CUDA graphs): {value}")
+    if value and instance.compile in CUDA_GRAPH_MODES:
+        raise ValueError(f"'{attribute.name}' must be 0 with compile {instance.compile} (CUDA graphs): {value}")
 
 
 # --- camera and simulator -------------------------------------------------------------------

@@ -125,7 +125,8 @@ def _url_problems(config: Config) -> list[str]:
     if _has_user_info(locks.redis_url):
         found.append(f"locks.redis_url: expected no user or password in the URL (set the password in "
                      f"${locks.password_env} or locks.password_file), got {redact_url(locks.redis_url)}")
-    if "://" in config.storage.data and _split(config.storage.data).password is not None:
+    # fsspec chains URLs with '::' (simplecache::s3://key:secret@bucket): check every link
+    if any("://" in link and _split(link).password is not None for link in config.storage.data.split("::")):
         found.append("storage.data: expected no password in the URL (sftp:// takes an SSH key or agent, "
                      f"s3:// the provider's environment variables), got {redact_url(config.storage.data)}")
     return found

@@ -194,13 +194,17 @@ class Runner:
         self.node = node
         saved = node.store.read_json(MACHINE_STATE_FILE, default=None)
         initial, node.cycle = spec.initial, 0
+        self.first_cycle = 0  # where this machine's runs on the folder began: --cycles counts from it
         if isinstance(saved, dict) and "cycle" in saved:
             same = saved.get("machine") == spec.name and saved.get("state") in spec.state_names
             initial, node.cycle = (saved["state"] if same else spec.initial), int(saved["cycle"])
+            self.first_cycle = int(saved.get("first_cycle", 0))
             # A finished run, or another machine's run, goes on in a new cycle: frame ids and stage
             # progress are per cycle, so cycle numbers are never reused in one data folder.
             if not same or spec.state(initial).final:
                 initial, node.cycle = spec.initial, node.cycle + 1
+            if not same:
+                self.first_cycle = node.cycle
         self.resumed = initial != spec.initial or node.cycle > 0
         self.state: str = initial
         self._visits: dict[str, int] = {}  # this cycle's state entries, for the loop guard
@@ -224,12 +228,14 @@ class Runner:
     def _save(self) -> None:
         self.node.store.write_json(
             MACHINE_STATE_FILE,
-            {"machine": self.spec.name, "state": self.state, "cycle": self.node.cycle, "updated": time.time()},
+            {"machine": self.spec.name, "state": self.state, "cycle": self.node.cycle,
+             "first_cycle": self.first_cycle, "updated": time.time()},
         )
 
     def run(self, cycles: int | None = None) -> str:
-        """Run until a final state, a stop request, or until `cycles` cycles are complete in this
-        data folder (counted from its first run, so the same command resumes to the same end)."""
+        """Run until a final state, a stop request, or until `cycles` cycles of this machine are
+        complete in this data folder (counted from the first cycle it ran there, so the same
+        command resumes to the same end)."""
         node, events = self.node, self.node.events
         path, loop_to = self.spec.main_path()
         events.emit(
@@ -244,7 +250,7 @@ class Runner:
                 return state.name
             if node.stop.is_set():
                 return "stopped"
-            if cycles is not None and node.cycle >= cycles:
+            if cycles is not None and node.cycle - self.first_cycle >= cycles:
                 return "cycles"
             if self._over_visit_limit(state.name):
                 limit = self.spec.visit_limit(state.name)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.checkpoints import Checkpoints, CheckpointError
-from ptzjepa.config import Config
+from ptzjepa.config import CUDA_GRAPH_MODES, Config
 from ptzjepa.learning.actions import ActionTable, PoseLimits
 from ptzjepa.learning.dqn import DQNSettings, DQNTrainer
 from ptzjepa.learning.dreamer import Dreams
@@ -175,7 +175,7 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
         model, schedules, mode=mode, reward_weight=cfg.reward_weight, accumulation=_accumulation(node.config),
         amp_dtype=torch.bfloat16 if cfg.bfloat16 and device.type == "cuda" else None, masks=masks,
         pair_chunk=cfg.pair_chunk or None,
-        seed=cfg.seed + node.cycle, cuda_graphs=compiled and cfg.compile == "reduce-overhead",
+        seed=cfg.seed + node.cycle, cuda_graphs=compiled and cfg.compile in CUDA_GRAPH_MODES,
     )
     if state is not None and "trainer" in state:
         trainer.load_state_dict(state["trainer"])

@@ -115,3 +115,21 @@ def test_a_save_after_a_fallback_drops_the_broken_version_not_the_good_one(store
     store.write_bytes(f"{KIND}/wm-0/ckpt-000003.pt", b"garbage")
     state, meta = ckpts.load("wm-0")
     assert meta["version"] == 1 and torch.equal(state["w"], torch.full((3,), 1.0))
+
+
+def test_an_io_error_is_not_a_broken_version(store, monkeypatch):
+    """A remote store's timeout says nothing about the file: falling back past it (and then
+    dropping it from the history at the next save) would lose a good version."""
+    ckpts = _save_two(store)
+    real = store.read_bytes
+
+    def flaky(rel: str) -> bytes:
+        if rel.endswith("ckpt-000002.pt"):
+            raise TimeoutError("read timed out")
+        return real(rel)
+
+    monkeypatch.setattr(store, "read_bytes", flaky)
+    with pytest.raises(TimeoutError):
+        ckpts.load("wm-0")
+    monkeypatch.setattr(store, "read_bytes", real)
+    assert ckpts.load("wm-0")[1]["version"] == 2

@@ -25,6 +25,10 @@ from tests.conftest import REPO
             {"world_model": {"compile": "reduce-overhead", "pair_chunk": 8}},
             "world_model.pair_chunk: expected 0 with compile reduce-overhead (CUDA graphs), got 8",
         ),
+        (
+            {"world_model": {"compile": "max-autotune", "pair_chunk": 8}},
+            "world_model.pair_chunk: expected 0 with compile max-autotune (CUDA graphs), got 8",
+        ),
         # settings wrong only together: refused at load, not when a stage first builds the model
         (
             {"world_model": {"image_size": 100, "patch_size": 14}},
@@ -86,6 +90,10 @@ PW = "Url-Pw-9z"
             "$PTZJEPA_REDIS_PASSWORD or locks.password_file), got redis://***@10.0.0.9:6379/0",
         ),
         ({"storage": {"data": f"sftp://me:{PW}@host/srv/node"}}, "storage.data: expected no password in the URL"),
+        (
+            {"storage": {"data": f"simplecache::s3://key:{PW}@bucket/node"}},
+            "storage.data: expected no password in the URL",
+        ),
     ],
 )
 def test_credentials_in_urls_are_refused_without_showing_them(data, message):

@@ -244,9 +244,9 @@ def test_trainer_accumulates_then_updates_and_moves_the_target():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compiler's import warns about torch.jit
 def test_cuda_graph_gradient_copies_leave_accumulation_unchanged():
     """Under CUDA graphs the first batch's gradients are copied out of the graphs' memory before
-    the next batch (without the copies, `cli.py run --set world_model.compile=reduce-overhead`
-    fails on a GPU at the second batch of an accumulation); the copies must not change what
-    accumulation adds up."""
+    the next batch. What a CPU can check is only that the copies leave the arithmetic of
+    accumulation unchanged; that without them `cli.py run --set world_model.compile=reduce-overhead`
+    fails at the second batch of an accumulation was seen on an H100, which CI does not have."""
     images, poses = torch.randn(3, 2, 3, 32, 32), torch.tensor(POSES[:2])
     weights = []
     for graphs in (False, True):

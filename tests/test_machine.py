@@ -172,12 +172,18 @@ def test_visits_count_per_cycle(loop_file):
     assert calls == ["a", "b"] * 6
 
 
-def test_another_machine_goes_on_in_a_new_cycle(loop_file):
-    """Frame ids and stage progress are per cycle: a machine switch must not reuse a cycle number."""
+def test_another_machine_goes_on_in_a_new_cycle_and_counts_its_own_cycles(loop_file):
+    """Frame ids and stage progress are per cycle: a machine switch must not reuse a cycle number,
+    and --cycles N then means N cycles of this machine, also when it resumes."""
     node = make_node()
-    node.store.write_json(MACHINE_STATE_FILE, {"machine": "capture", "state": "capture", "cycle": 2})
+    node.store.write_json(MACHINE_STATE_FILE, {"machine": "capture", "state": "finished", "cycle": 2})
     runner = Runner(load_machine(loop_file), node)
     assert runner.state == "a" and node.cycle == 3 and runner.resumed
+    assert runner.run(cycles=1) == "cycles" and calls == ["a", "b"] and node.cycle == 4
+    assert node.store.read_json(MACHINE_STATE_FILE)["first_cycle"] == 3
+    calls.clear()
+    assert Runner(load_machine(loop_file), node).run(cycles=2) == "cycles"
+    assert calls == ["a", "b"] and node.cycle == 5
 
 
 def test_every_shipped_loop_routes_stuck():
