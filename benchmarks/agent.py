@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
 from ptzjepa.learning.dqn import DQNSettings, DQNTrainer  # noqa: E402
 from ptzjepa.learning.qnet import QNetSpec, QNetwork  # noqa: E402
 from ptzjepa.learning.replay import ReplayBuffer, Transitions  # noqa: E402
@@ -82,7 +83,7 @@ def bench(args: argparse.Namespace, device: torch.device, pool: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_args(parser)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
@@ -92,21 +93,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--heads", type=int, default=3)
     parser.add_argument("--pools", default="1,2", help="token pooling factors to compare")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bfloat16 autocast; default: on for CUDA (as the stages run), off on CPU")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--quick", action="store_true", help="few steps, for a smoke run on a CPU")
-    args = parser.parse_args()
-    if args.quick:  # smaller defaults; flags given explicitly still win
-        parser.set_defaults(batch=16, steps=5, warmup=1, decisions=5, replay=256)
-        args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    args.bf16 = (device.type == "cuda") if args.bf16 is None else args.bf16 and device.type == "cuda"
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("benchmarks/agent.py: --device cuda asked for, but torch sees no CUDA device")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    args = parse_with_quick(parser, batch=16, steps=5, warmup=1, decisions=5, replay=256)
+    device, name = setup_device(args, "agent.py")
     print(f"agent benchmark on {name}, torch {torch.__version__}")
     print(
         f"Q-network width {args.width} depth {args.depth} heads {args.heads} over {NUM_TOKENS} tokens "

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
 from ptzjepa.learning.actions import ActionTable, PoseLimits  # noqa: E402
 from ptzjepa.learning.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
 from ptzjepa.learning.jepa import WorldModelSpec, build_world_model  # noqa: E402
@@ -71,33 +72,21 @@ def timed(fn, device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_args(parser)
     parser.add_argument("--dreams", type=int, default=500)
     parser.add_argument("--length", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=500, help="dreams stepping together")
     parser.add_argument("--single-dreams", type=int, default=50, help="dreams timed one at a time")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bfloat16 autocast; default: on for CUDA (as the stages run), off on CPU")
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls for float32 (CUDA)")
     parser.add_argument("--to-cpu", action="store_true", help="gather dreams on the CPU (as saving does)")
     parser.add_argument("--state-dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--quick", action="store_true", help="a few small dreams, for a CPU smoke run")
-    args = parser.parse_args()
-    if args.quick:  # smaller defaults; flags given explicitly still win
-        parser.set_defaults(dreams=8, length=2, chunk=8, single_dreams=2)
-        args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    args.bf16 = (device.type == "cuda") if args.bf16 is None else args.bf16 and device.type == "cuda"
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("benchmarks/dream.py: --device cuda asked for, but torch sees no CUDA device")
+    args = parse_with_quick(parser, dreams=8, length=2, chunk=8, single_dreams=2)
+    device, name = setup_device(args, "dream.py")
     if args.tf32:
         torch.set_float32_matmul_precision("high")
     out_device = "cpu" if args.to_cpu else device
     single = min(args.single_dreams, args.dreams)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"dream benchmark on {name}, torch {torch.__version__}")
     print(
         f"world model: encoder {SIM_SPEC.encoder_width}x{SIM_SPEC.encoder_depth}, predictor "

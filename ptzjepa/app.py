@@ -44,8 +44,7 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
         node = Node(config=config, store=store, events=Events())
         # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
         # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
-        swept = (store.sweep_temp_files(older_than_s=0, skip=(WORLD_MODELS,)) + store.sweep_temp_files(WORLD_MODELS)
-                 + node.frames.sweep_orphans())
+        swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)

@@ -43,10 +43,11 @@ def enforce(node: Node) -> dict[str, int]:
             kept = kept[len(kept) - limit :]
     for fid in doomed:
         _remove(frames, fid, cfg)
-    used = node.store.disk_usage()
+    sizes = dict(node.store.walk_sizes())  # one listing of the store for the view's disk use and the budget
+    used = sum(sizes.values())
     removed_for_bytes = 0
     if cfg.max_bytes and used > cfg.max_bytes:
-        removed_for_bytes, used = _meet_budget(node, kept, used)
+        removed_for_bytes, used = _meet_budget(node, kept, sizes, used)
         kept = kept[removed_for_bytes:]
     node.events.emit("disk", bytes=used, frames=len(kept))
     return {"removed": len(doomed) + removed_for_bytes, "frames": len(kept), "bytes": used}
@@ -66,12 +67,11 @@ def _older_rounds(ids: list[str]) -> list[str]:
     return []
 
 
-def _meet_budget(node: Node, kept: list[str], used: int) -> tuple[int, int]:
+def _meet_budget(node: Node, kept: list[str], sizes: dict[str, int], used: int) -> tuple[int, int]:
     """Remove the oldest frames until the store fits storage.max_bytes, never below MIN_FRAMES;
     none when the rest of the store alone is over the budget, since removing frames cannot meet it
     then. Returns how many were removed (the oldest of `kept`) and the bytes now used."""
     cfg = node.config.storage
-    sizes = dict(node.store.walk_sizes())
     removable = {fid: _removed_files(fid, cfg) for fid in kept}
     freed = {fid: sum(sizes.get(name, 0) for name in names) for fid, names in removable.items()}
     other = used - sum(freed.values())

@@ -172,23 +172,25 @@ class Store:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S, skip: tuple[str, ...] = ()) -> int:
+    def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S, shared: tuple[str, ...] = ()) -> int:
         """Remove temporary files left by writers that died; returns how many were removed.
 
-        `skip` names sub-folders of `folder` left alone (storage shared with live writers)."""
+        In the `shared` sub-folders of `folder` (storage other nodes write to) only temporary files
+        older than an hour go, whatever `older_than_s` says: younger ones may be a live write."""
         try:
             found = self.fs.find(self.path(folder), detail=True, withdirs=False)
         except FileNotFoundError:
             return 0
-        skipped = tuple(self.path(posixpath.join(folder, name)).rstrip("/") + "/" for name in skip)
+        shared_paths = tuple(self.path(posixpath.join(folder, name)).rstrip("/") + "/" for name in shared)
         now = time.time()
         removed = 0
         for path, info in found.items():
-            if _TMP_MARK not in posixpath.basename(path) or path.startswith(skipped):
+            if _TMP_MARK not in posixpath.basename(path):
                 continue
             mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
             stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
-            if older_than_s <= 0 or now - stamp > older_than_s:
+            age = _STALE_TMP_S if path.startswith(shared_paths) else older_than_s
+            if age <= 0 or now - stamp > age:
                 self._quiet_rm(path)
                 removed += 1
         return removed

@@ -79,19 +79,24 @@ def test_a_lone_node_trains_every_model_of_the_population_in_turn():
     assert store.info(order[0])["contributions"] == {node.name: 2}
 
 
-def test_a_run_resumed_in_the_same_cycle_goes_back_to_its_model(monkeypatch):
-    node = captured_node(NODE, "world_model.population=2", "world_model.epochs=2", "world_model.patience=100")
-    real = models.save_world_model
+def _killed_after_first_save(monkeypatch, node, save: str, stage) -> None:
+    """Run `stage` until its first checkpoint is saved, then stop it there, as an interrupted run."""
+    real = getattr(models, save)
 
     def stop_after_first_epoch(node, *args, **kwargs):
-        version = real(node, *args, **kwargs)
+        saved = real(node, *args, **kwargs)
         node.stop.set()
-        return version
+        return saved
 
-    monkeypatch.setattr(models, "save_world_model", stop_after_first_epoch)
-    assert train_world_model(node) == "stopped"
-    monkeypatch.setattr(models, "save_world_model", real)
+    monkeypatch.setattr(models, save, stop_after_first_epoch)
+    assert stage(node) == "stopped"
+    monkeypatch.setattr(models, save, real)
     node.stop.clear()
+
+
+def test_a_run_resumed_in_the_same_cycle_goes_back_to_its_model(monkeypatch):
+    node = captured_node(NODE, "world_model.population=2", "world_model.epochs=2", "world_model.patience=100")
+    _killed_after_first_save(monkeypatch, node, "save_world_model", train_world_model)
     assert train_world_model(node) == "done"
     first = _rotation(node)[0]
     assert models.world_models(node).names() == [first]
@@ -181,17 +186,7 @@ def test_an_agent_population_trains_one_agent_per_cycle_and_navigates_with_the_n
 
 def test_an_agent_run_resumed_in_the_same_cycle_goes_back_to_its_agent(monkeypatch):
     node = _dreamed("agent.population=2", NODE)
-    real = models.save_agent
-
-    def stop_after_first_epoch(node, *args, **kwargs):
-        version = real(node, *args, **kwargs)
-        node.stop.set()
-        return version
-
-    monkeypatch.setattr(models, "save_agent", stop_after_first_epoch)
-    assert train_agent(node) == "stopped"
-    monkeypatch.setattr(models, "save_agent", real)
-    node.stop.clear()
+    _killed_after_first_save(monkeypatch, node, "save_agent", train_agent)
     assert train_agent(node) == "done"
     store = models.agents(node)
     assert store.names() == ["agent-cam-0"]

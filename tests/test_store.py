@@ -86,8 +86,9 @@ def test_sweep_skips_shared_folders_and_keeps_fresh_temp_files(tmp_path):
     for folder in ("collected_imgs", "world_models/wm-0", "world_models_extra"):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / ".x.tmp-123").write_bytes(b"partial")
-    assert store.sweep_temp_files(older_than_s=0, skip=("world_models",)) == 2
-    assert (tmp_path / "world_models/wm-0/.x.tmp-123").exists()
+    assert store.sweep_temp_files(older_than_s=0, shared=("world_models",)) == 2
+    assert (tmp_path / "world_models/wm-0/.x.tmp-123").exists()  # fresh: a live writer's, kept
     assert not (tmp_path / "world_models_extra/.x.tmp-123").exists()  # a prefix is not the folder
-    assert store.sweep_temp_files("world_models") == 0  # fresh: a live writer's, kept
-    assert store.sweep_temp_files("world_models", older_than_s=0) == 1
+    stale = time.time() - 2 * 3600
+    os.utime(tmp_path / "world_models/wm-0/.x.tmp-123", (stale, stale))
+    assert store.sweep_temp_files(older_than_s=0, shared=("world_models",)) == 1
