@@ -2,10 +2,16 @@
 
 Kept apart from wm_train (which only computes gradients) so the benchmark and the tests can time
 and compare the steps without an optimiser in the way.
+
+Two ways to run one update of `accumulation` micro-batches (`update`): the micro-batch loop
+(`train_batch` per micro-batch, a stop request honoured between them) and the batched pass
+(wm_batched: all micro-batches at once, the same arithmetic), which on CUDA can run as one
+CUDA graph (wm_graph).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -13,6 +19,8 @@ import torch
 from ptzjepa.learning.jepa import WorldModel
 from ptzjepa.learning.masks import MaskSampler
 from ptzjepa.learning.schedules import Schedules
+from ptzjepa.learning.wm_batched import batched_pair_step
+from ptzjepa.learning.wm_graph import GraphedUpdate
 from ptzjepa.learning.wm_train import Reduction, StepStats, masked_step, pair_step
 
 Mode = Literal["pairs", "masked"]
@@ -79,6 +87,8 @@ class WorldModelTrainer:
         fused: bool | None = None,
         surprise_reduction: Reduction = "mean",
         cuda_graphs: bool = False,
+        batched: bool = False,
+        graph_update: bool = False,
     ) -> None:
         if mode not in ("pairs", "masked"):
             raise ValueError(f"mode: expected 'pairs' or 'masked', got {mode!r}")
@@ -100,6 +110,84 @@ class WorldModelTrainer:
         self.optimizer = build_optimizer(model, schedules.lr(0), schedules.weight_decay(0), fused)
         self.updates = 0
         self.pending = 0  # batches whose gradients wait for the next update
+        self.batched = batched and mode == "pairs"  # masks change shapes per micro-batch
+        self.graphed: GraphedUpdate | None = None
+        if graph_update and self.batched and next(model.parameters()).is_cuda and not cuda_graphs:
+            self._make_graphable()
+
+    def update(self, images: torch.Tensor, poses: torch.Tensor,
+               should_stop: Callable[[], bool] | None = None) -> dict[str, float] | None:
+        """One whole update from `accumulation` micro-batches of images [accumulation * B, ...];
+        the mean of the micro-batches' values. The micro-batch loop checks `should_stop` between
+        micro-batches and, when it is set, drops the update's partial gradients and returns None:
+        the model stays exactly as after the previous update."""
+        if images.shape[0] % self.accumulation:
+            raise ValueError(f"images: expected a multiple of accumulation={self.accumulation}, got {images.shape[0]}")
+        if self.batched:
+            return self._batched(images, poses)
+        if self.pending:
+            raise RuntimeError("update: a partial accumulation is pending (train_batch without flush)")
+        size = images.shape[0] // self.accumulation
+        sums: dict[str, float] = {}
+        for m in range(self.accumulation):
+            if m and should_stop is not None and should_stop():
+                self.optimizer.zero_grad(set_to_none=True)
+                self.pending = 0
+                return None
+            part = slice(m * size, (m + 1) * size)
+            for key, value in self.train_batch(images[part], poses[part]).as_floats().items():
+                sums[key] = sums.get(key, 0.0) + value / self.accumulation
+        return sums
+
+    def _batched(self, images: torch.Tensor, poses: torch.Tensor) -> dict[str, float]:
+        self.model.train()
+        lr, wd = apply_schedules(self.optimizer, self.schedules, self.updates)
+        momentum = self.schedules.momentum(self.updates)
+        if self.graphed is None:
+            stats = batched_pair_step(self.model, images, poses, images.shape[0] // self.accumulation,
+                                      **self._step_options())
+            self._update()
+            return stats.as_floats()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr  # apply_schedules set floats: the graph reads these tensors
+            group["weight_decay"] = 0.0
+        self._lr.fill_(lr)
+        self._decay.fill_(1.0 - lr * wd)
+        self._momentum.fill_(momentum)
+        outputs = self.graphed(images, poses)
+        self.updates += 1
+        return dict(zip(outputs, torch.stack(list(outputs.values())).tolist()))
+
+    def _step_options(self) -> dict[str, Any]:
+        return {"reward_weight": self.reward_weight, "amp_dtype": self.amp_dtype,
+                "loss_scale": 1.0 / self.accumulation, "surprise_reduction": self.surprise_reduction}
+
+    def _make_graphable(self) -> None:
+        """Tensors for what changes per update, a capturable optimiser, and the graph's body."""
+        device = next(self.model.parameters()).device
+        self._lr = torch.tensor(self.schedules.lr(0), device=device)
+        self._decay = torch.tensor(1.0, device=device)
+        self._momentum = torch.tensor(self.schedules.momentum(0), device=device)
+        decayed = [p for g in self.optimizer.param_groups if g.get("apply_wd", True) for p in g["params"]]
+        target = list(self.model.target_encoder.parameters())
+        online = [p.detach() for p in self.model.encoder.parameters()]
+        for group in self.optimizer.param_groups:
+            group["capturable"] = True
+
+        def body(images: torch.Tensor, poses: torch.Tensor) -> dict[str, torch.Tensor]:
+            stats = batched_pair_step(self.model, images, poses, images.shape[0] // self.accumulation,
+                                      **self._step_options())
+            with torch.no_grad():
+                torch._foreach_mul_(decayed, self._decay)
+                self.optimizer.step()
+                torch._foreach_mul_(target, self._momentum)
+                torch._foreach_add_(target, torch._foreach_mul(online, 1.0 - self._momentum))
+            # Set to None, also while capturing: the next backward (or replay) writes them afresh.
+            self.optimizer.zero_grad(set_to_none=True)
+            return {name: getattr(stats, name).float().mean() for name in
+                    ("loss", "prediction_loss", "reward_loss", "surprise", "error")}
+
+        self.graphed = GraphedUpdate(body, prepare=lambda: self.optimizer.zero_grad(set_to_none=True))
 
     def train_batch(self, images: torch.Tensor, poses: torch.Tensor) -> StepStats:
         """One batch's gradients; an update (and EMA) when `accumulation` batches are in."""
@@ -158,6 +246,9 @@ class WorldModelTrainer:
             if key not in state:
                 raise ValueError(f"trainer state: missing key {key!r}")
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.graphed is not None:
+            for group in self.optimizer.param_groups:
+                group["capturable"] = True
         self.updates = int(state["updates"])
         self.pending = 0
         self.optimizer.zero_grad(set_to_none=True)
