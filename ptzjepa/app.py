@@ -18,6 +18,7 @@ from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
 from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
+from ptzjepa.progress_lines import ProgressLines
 from ptzjepa.runlock import RunLock
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
 from ptzjepa.store import Store
@@ -63,7 +64,10 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
         )
+        if console is None:
+            node.events.subscribe(ProgressLines(config.run.progress_every_s))
         restore = _install_stop_handlers(node.stop)
+        _announce_stop(node)
         try:
             if console is not None:
                 with LiveView(status, console, config.run.view_refresh_hz):
@@ -100,6 +104,17 @@ def use_threads(threads: int) -> None:
         torch.set_num_interop_threads(threads)
     except RuntimeError:  # torch already did parallel work in this process (an in-process caller)
         log.debug("event=threads interop=unchanged intra=%d", threads)
+
+
+def _announce_stop(node: Node) -> None:
+    """Tell the view and the logs when a stop is asked for, from a thread of its own: a signal
+    handler must not emit (it may interrupt the main thread inside an emit)."""
+
+    def wait() -> None:
+        node.stop.wait()
+        node.events.emit("stopping", message="stopping after this step…")
+
+    threading.Thread(target=wait, name="stop-announcer", daemon=True).start()
 
 
 def _install_stop_handlers(stop: threading.Event):

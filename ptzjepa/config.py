@@ -238,8 +238,21 @@ class WorldModelConfig:
     population: int = attrs.field(default=1, validator=ge(1))
     init_from: Literal["scratch", "best"] = "best"
     max_train_frames: int = attrs.field(default=0, validator=ge(0))  # 0: all stored frames
-    num_workers: int = attrs.field(default=2, validator=ge(0))
-    cache_frames: int = attrs.field(default=2048, validator=ge(0))
+    num_workers: int = attrs.field(default=2, validator=ge(0))  # threads decoding new frames
+    # How much training a cycle does, in updates of global_batch_size frames (rounded up to whole
+    # epochs); 0: the original's, `epochs` passes over every stored frame, which grows with the
+    # store. Frames are drawn per update, the newest `recent_frames` together getting
+    # `recent_share` of the chances (docs/training-budget.md says why these defaults).
+    updates_per_cycle: int = attrs.field(default=300, validator=ge(0))
+    recent_frames: int = attrs.field(default=256, validator=ge(0))
+    recent_share: float = attrs.field(default=0.5, validator=and_(ge(0), le(1)))
+    # A checkpoint at the stage's end, at a stop, and in between when this much time has passed
+    # since the last one; 0: after every epoch, as the original.
+    checkpoint_every_s: float = attrs.field(default=600.0, validator=ge(0))
+    # auto: all micro-batches of an update in one batched pass on CUDA (as a CUDA graph when
+    # cuda_graph), the micro-batch loop on a CPU (where a stop waits for one micro-batch only).
+    update_path: Literal["auto", "batched", "micro_batches"] = "auto"
+    cuda_graph: bool = True
     bfloat16: bool = True
     # torch.compile the three networks on CUDA for the pairs mode (a mode of torch.compile, or "off").
     # At the original's batch of 4 the eager step is bound by Python and kernel launches, and
@@ -312,6 +325,9 @@ class RunConfig:
     view_refresh_hz: float = attrs.field(default=4.0, validator=gt(0))
     # torch's CPU threads for the run; 0 leaves torch's default (OMP_NUM_THREADS, else the cores).
     threads: int = attrs.field(default=0, validator=ge(0))
+    # Without the live view: a progress line (loss, images/s, eta) at the end of an epoch, and at
+    # least this often during a long one.
+    progress_every_s: float = attrs.field(default=30.0, validator=gt(0))
 
 
 @attrs.frozen

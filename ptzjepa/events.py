@@ -11,7 +11,9 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     state_left [state, outcome, seconds]         a stage ends with its outcome word
     transition [source, outcome, dest, cycle]    after every persisted transition
     run_finished [reason, state, cycle]          the run ends (the view still draws it)
-    progress [stage, done, total, unit, batch, batches]   batch and batches only within an epoch
+    progress [stage, done, total, unit, batch, batches, loss, images_per_s, eta_s]   batch and batches
+                                                 only within an epoch; loss, images/s, eta (s) from training
+    stopping [message]                           a stop was asked for: the run ends after the current step
     frame_stored [id, pan, tilt, zoom, stage, count]
     camera_moved [pan, tilt, zoom]
     metric [stage, name, value, step]
@@ -40,7 +42,7 @@ log = logging.getLogger("ptzjepa")
 
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
 # DEBUG, so that the default logs above the live view stay quiet.
-_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning"}
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning", "stopping"}
 
 
 @attrs.frozen

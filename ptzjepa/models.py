@@ -6,6 +6,7 @@ this module turns config sections into model specs, checkpoints into modules, an
 
 from __future__ import annotations
 
+import io
 import math
 import zlib
 from typing import Any
@@ -126,8 +127,11 @@ def lease_world_model(node: Node):
     return None
 
 
-def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch: int, device: torch.device):
-    """The model to train, with its trainer; starts a new one from scratch or from the best."""
+def load_or_new_world_model(node: Node, name: str, mode: str, updates_per_epoch: int, device: torch.device):
+    """The model to train, with its trainer; starts a new one from scratch or from the best.
+
+    The optimiser's state comes from `optimizer.pt` when it belongs to the version loaded (it is
+    kept for the newest version only); otherwise the optimiser starts afresh, with a warning."""
     cfg = node.config.world_model
     spec = world_model_spec(node.config)
     with torch.random.fork_rng(devices=[]):
@@ -158,7 +162,7 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
         for module in (model.encoder, model.target_encoder, model.predictor):
             module.compile(mode=cfg.compile, dynamic=False)  # in place: parameter names stay the checkpoints'
     schedules = make_schedules(
-        iterations_per_epoch=max(1, batches_per_epoch // _accumulation(node.config)), epochs=cfg.epochs,
+        iterations_per_epoch=max(1, updates_per_epoch), epochs=cfg.epochs,
         lr=cfg.lr, start_lr=cfg.start_lr, final_lr=cfg.final_lr, warmup_epochs=cfg.warmup_epochs,
         weight_decay=cfg.weight_decay, final_weight_decay=cfg.final_weight_decay,
         ema=(cfg.ema[0], cfg.ema[1]), ipe_scale=cfg.ipe_scale,
@@ -176,10 +180,40 @@ def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch:
         amp_dtype=torch.bfloat16 if cfg.bfloat16 and device.type == "cuda" else None, masks=masks,
         pair_chunk=cfg.pair_chunk or None,
         seed=cfg.seed + node.cycle, cuda_graphs=compiled and cfg.compile in CUDA_GRAPH_MODES,
+        batched=batched_update(node.config, device) and not compiled, graph_update=cfg.cuda_graph,
     )
-    if state is not None and "trainer" in state:
-        trainer.load_state_dict(state["trainer"])
+    if state is not None:
+        trainer_state = state.get("trainer") or _optimizer_of(node, name, meta)
+        if trainer_state is not None:
+            trainer.load_state_dict(trainer_state)
+        elif meta is not None and "version" in meta:
+            node.events.emit("warning", message=f"world model {name} v{meta['version']}: no optimiser state "
+                             "of that version; its optimiser starts afresh")
     return model, trainer, meta
+
+
+def batched_update(config: Config, device: torch.device) -> bool:
+    """Whether updates run as one batched pass (see world_model.update_path)."""
+    path = config.world_model.update_path
+    return path == "batched" or (path == "auto" and device.type == "cuda")
+
+
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def _optimizer_of(node: Node, name: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The trainer state saved with version meta['version'], or None (another version's, or none)."""
+    path = f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE}"
+    if meta is None or not node.store.exists(path):
+        return None
+    try:
+        saved = torch.load(io.BytesIO(node.store.read_bytes(path)), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or garbled file: the weights are still good
+        node.events.emit("warning", message=f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE} does not load ({exc})")
+        return None
+    if not isinstance(saved, dict) or saved.get("version") != meta.get("version"):
+        return None
+    return saved.get("trainer")
 
 
 def _accumulation(config: Config) -> int:
@@ -188,22 +222,28 @@ def _accumulation(config: Config) -> int:
 
 
 def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldModelTrainer, session: Session,
-                     mode: str, frames: int, fence: int, base: dict[str, Any]) -> dict[str, Any]:
-    """Save one more epoch of `name`; returns the new version's metadata, the next save's base.
+                     mode: str, frames: int, fence: int, base: dict[str, Any], new_epochs: int = 1) -> dict[str, Any]:
+    """Save `name` after `new_epochs` more finished epochs (0: a save inside an epoch); returns the
+    new version's metadata, the next save's base.
 
     `base` is the metadata of the version the weights came from (what load returned, or the last
     save), not model_info.json's: after a fallback past a broken version, its epochs and
-    contributions were never part of these weights."""
+    contributions were never part of these weights. The version's file holds the weights (what
+    dreams, navigation and other nodes read); the optimiser's state, needed only to resume this
+    newest version, goes to `optimizer.pt`, overwritten by every save."""
     contributions = dict(base.get("contributions") or {})
-    contributions[node.name] = int(contributions.get(node.name, 0)) + 1
+    contributions[node.name] = int(contributions.get(node.name, 0)) + new_epochs
     meta = {
         "spec": model.spec.to_dict(), "session": session.to_dict(), "mode": mode,
-        "epochs_trained": int(base.get("epochs_trained", 0)) + 1,
-        "last_loss": session.losses[-1], "trained_by": node.name, "frames": frames,
+        "epochs_trained": int(base.get("epochs_trained", 0)) + new_epochs,
+        "last_loss": session.last_loss(), "trained_by": node.name, "frames": frames,
         "contributions": contributions, "fence": fence, "parent": base.get("parent"), "cycle": node.cycle,
     }
-    state = {"model": model.state_dict(), "trainer": trainer.state_dict()}
-    version = world_models(node).save(name, state, meta, base_version=base.get("version"))
+    store = world_models(node)
+    version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"))
+    buffer = io.BytesIO()
+    torch.save({"version": version, "trainer": trainer.state_dict()}, buffer)
+    node.store.write_bytes(f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE}", buffer.getvalue())
     return {**meta, "version": version}
 
 

@@ -59,6 +59,7 @@ class NodeStatus:
         self.warnings: deque[str] = deque(maxlen=5)
         self.outcomes: deque[str] = deque(maxlen=8)
         self.finished = ""
+        self.stopping = False
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -140,6 +141,9 @@ class NodeStatus:
     def _on_warning(self, e: Event) -> None:
         self.warnings.append(str(e.data.get("message", "")))
 
+    def _on_stopping(self, e: Event) -> None:
+        self.stopping = True
+
     def _on_run_finished(self, e: Event) -> None:
         self.finished = e.data.get("reason", "")
         if e.data.get("state"):
@@ -191,6 +195,7 @@ class NodeStatus:
                 "warnings": list(self.warnings),
                 "outcomes": list(self.outcomes),
                 "finished": self.finished,
+                "stopping": self.stopping and not self.finished,
             }
 
     def restore(self, snap: dict[str, Any]) -> None:

@@ -212,6 +212,9 @@ def _summary(snap: dict[str, Any]) -> Text:
     if snap.get("finished"):
         text.append(" · ", style="dim")
         text.append(f"finished: {snap['finished']}", style="bold yellow")
+    elif snap.get("stopping"):
+        text.append(" · ", style="dim")
+        text.append("stopping after this step…", style="bold yellow")
     return text
 
 

@@ -42,7 +42,7 @@ def _spy_on_saves(monkeypatch, name: str) -> list:
 def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
     """The model rebuilt from the checkpoint is the one that was trained: every tensor of its
     state (online and EMA target encoders, predictor) and its outputs on a fixed batch."""
-    node = captured_node("world_model.epochs=2", "world_model.patience=100")
+    node = captured_node("world_model.epochs=2", "world_model.patience=100", "world_model.checkpoint_every_s=0")
     saved = _spy_on_saves(monkeypatch, "save_world_model")
     assert train_world_model(node) == "done"
     assert [s[0] for s in saved] == ["wm-0", "wm-0"]
@@ -88,7 +88,8 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tmp_path):
     data = tmp_path / "run"
     captured_node(url=str(data))
     args = [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--machine", "world_model_train",
-            "--data", str(data), "--no-view", "--set", "world_model.epochs=40", "--set", "world_model.patience=100"]
+            "--data", str(data), "--no-view", "--set", "world_model.epochs=40", "--set", "world_model.patience=100",
+            "--set", "world_model.checkpoint_every_s=0"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     info_file = data / "world_models" / "wm-0" / "model_info.json"
     deadline = time.time() + 120

@@ -21,7 +21,8 @@ class Session:
     best: float = float("inf")
     bad_epochs: int = 0
     losses: list[float] = attrs.field(factory=list)
-    steps: int = 0
+    steps: int = 0  # updates (world model) or batches (agent) done in this session
+    epoch_losses: list[float] = attrs.field(factory=list)  # the epoch in progress, so far
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -40,12 +41,20 @@ class Session:
             cycle=cycle, node=node, stage=stage, epochs_done=int(saved.get("epochs_done", 0)),
             best=float("inf") if best is None else float(best), bad_epochs=int(saved.get("bad_epochs", 0)),
             losses=[float(x) for x in saved.get("losses", [])], steps=int(saved.get("steps", 0)),
+            epoch_losses=[float(x) for x in saved.get("epoch_losses", [])],
         )
+
+    def last_loss(self) -> float | None:
+        """The last finished epoch's loss, else the mean so far of the epoch in progress."""
+        if self.losses:
+            return self.losses[-1]
+        return sum(self.epoch_losses) / len(self.epoch_losses) if self.epoch_losses else None
 
     def end_epoch(self, loss: float, threshold: float) -> None:
         """Record an epoch's mean loss; an epoch counts as better only by more than threshold."""
         self.epochs_done += 1
         self.losses.append(loss)
+        self.epoch_losses = []
         if loss < self.best - threshold:
             self.best = loss
             self.bad_epochs = 0

@@ -1,23 +1,29 @@
 """The train_world_model stage (and its masked `train` twin): a world model learns from the frames.
 
 It leases one model of the population (another node may hold the others), loads it or starts it
-(from scratch, or from the best existing model, as configured), and trains for up to `epochs`
-with a plateau stop. Every epoch ends with an atomic checkpoint carrying the weights, the
-optimiser, the session (epochs, best loss, plateau counter) and who trained it on how many frames,
-so a run killed mid-epoch resumes at the last finished epoch. Per-step metrics go to the events
+(from scratch, or from the best existing model, as configured), and trains a bounded number of
+updates per cycle (`updates_per_cycle`, in `epochs` epochs, with a plateau stop), each on a global
+batch drawn by FrameSampler from the frames FrameBank keeps decoded on the device.
+
+A stop request is honoured between updates (on the micro-batch loop, between micro-batches): the
+work done is saved and the next run goes on at the next update, drawing the same frames an
+unbroken run would have. Checkpoints (weights, and the optimiser beside them) are written at the
+stage's end, at a stop, and every `checkpoint_every_s` in between; each carries the session
+(updates and epochs done, best loss, plateau counter). Per-update metrics go to the events
 stream and, per epoch, to `metrics/world_model/<model>/c<cycle>-e<epoch>.jsonl` in the store.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from ptzjepa import models
-from ptzjepa.data import FrameDataset, frame_loader
 from ptzjepa.locks import fenced
 from ptzjepa.node import Node
 from ptzjepa.stages.training import Session
+from ptzjepa.training_frames import FrameBank, FrameSampler
 
 STAGE = "train_world_model"
 MIN_FRAMES = 2
@@ -57,56 +63,132 @@ def _train(node: Node, mode: str, stage: str) -> str:
 def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: list) -> str:
     cfg = node.config.world_model
     device = node.device()
-    dataset = FrameDataset(node.store.url, records, cfg.image_size, cfg.crop_scale,
-                           cache_frames=cfg.cache_frames, seed=cfg.seed + node.cycle)
-    loader = frame_loader(dataset, cfg.batch_size, cfg.num_workers, shuffle=True,
-                          seed=cfg.seed * 7919 + node.cycle, pin_memory=device.type == "cuda")
-    batches_per_epoch = len(loader)
-    model, trainer, meta = models.load_or_new_world_model(node, name, mode, batches_per_epoch, device)
+    bank = FrameBank.for_store(node.store.url, cfg.image_size, device)
+    records = bank.select(node.store, records, cfg.num_workers)
+    if not records:
+        node.events.emit("warning", message=f"world model {name}: no stored frame could be read")
+        return "failed"
+    accumulation = max(1, cfg.global_batch_size // cfg.batch_size)
+    per_epoch = math.ceil(cfg.updates_per_cycle / cfg.epochs) if cfg.updates_per_cycle else None
+    sampler = FrameSampler(len(records), cfg.batch_size * accumulation, seed=cfg.seed, cycle=node.cycle,
+                           updates_per_epoch=per_epoch, recent_frames=cfg.recent_frames,
+                           recent_share=cfg.recent_share)
+    rows = bank.rows(records)
+    per_epoch = sampler.updates_per_epoch
+    model, trainer, meta = models.load_or_new_world_model(node, name, mode, per_epoch, device)
     session = Session.from_meta(meta, node.cycle, node.name, stage)
-    if session.epochs_done == 0:
-        trainer.updates = 0  # a new session: the schedules start over, as each original run did
-    while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
+    trainer.updates = session.steps  # the schedules' index: a new session starts them over
+    run = _Run(node, stage, name, lease, mode, model, trainer, session, len(records), meta or {})
+    total = cfg.epochs * per_epoch
+    clock = _Clock(total - session.steps)
+    while session.steps < total and not session.plateaued(cfg.patience):
         if node.stop.is_set():
-            return "stopped"
+            return run.stop()
+        update = session.steps
+        images, poses = bank.batch(rows[sampler.rows(update).to(device)], cfg.crop_scale,
+                                   sampler.generator(update, stream=1))
+        stats = trainer.update(images, poses, should_stop=node.stop.is_set)
+        if stats is None:  # stopped between micro-batches: the model is as after the last update
+            return run.stop()
+        session.steps += 1
+        session.epoch_losses.append(stats["loss"])
+        clock.tick(images.shape[0])
+        run.record(stats, trainer.lr, images.shape[0], clock)
+        within = session.steps - session.epochs_done * per_epoch
         node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs",
-                         batch=0, batches=batches_per_epoch)
-        began = time.monotonic()
-        lines: list[str] = []
-        losses: list[float] = []
-        images_seen = 0
-        for batch in loader:
-            if batch is None:
-                continue
-            images, poses = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-            stats = trainer.train_batch(images, poses).as_floats()
-            losses.append(stats["loss"])
-            images_seen += images.shape[0]
-            elapsed = max(time.monotonic() - began, 1e-9)
-            node.events.emit("metric", stage="world_model", name="loss", value=stats["loss"], step=session.steps)
-            lines.append(json.dumps({"step": session.steps, "epoch": session.epochs_done, **stats,
-                                     "lr": trainer.lr, "images_per_s": images_seen / elapsed}))
-            session.steps += 1
-            node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs",
-                             batch=len(losses), batches=batches_per_epoch)
-        trainer.flush()
-        if not losses:
-            node.events.emit("warning", message=f"world model {name}: no frame of the epoch could be read")
-            return "failed"
-        loss = sum(losses) / len(losses)
-        session.end_epoch(loss, cfg.plateau_threshold)
-        elapsed = max(time.monotonic() - began, 1e-9)
-        node.events.emit("metric", stage="world_model", name="images_per_s", value=images_seen / elapsed,
-                         step=session.epochs_done)
-        node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs")
-        node.store.write_text(
-            f"metrics/world_model/{name}/c{node.cycle:05d}-e{session.epochs_done:04d}.jsonl", "\n".join(lines) + "\n"
-        )
-        if not fenced(lease):
-            node.events.emit("warning", message=f"lost the lease on world model {name}; its epoch is dropped")
+                         batch=within, batches=per_epoch, loss=stats["loss"],
+                         images_per_s=clock.images_per_s(), eta_s=clock.eta_s())
+        if within == per_epoch:
+            run.end_epoch()
+        if run.due() and not run.save():
             return "locked"
-        meta = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
-                                       fence=lease.token, base=meta or {})
-        node.events.emit("model_saved", kind="world_models", name=name, version=meta["version"],
-                         path=f"world_models/{name}", loss=loss)
+    if run.unsaved and not run.save():
+        return "locked"
     return "done"
+
+
+class _Clock:
+    """Images/s and the time left, from the updates of this run after its first (the warm-up)."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        self.began = time.monotonic()
+        self.first: float | None = None
+        self.images = 0
+        self.updates = 0
+
+    def tick(self, images: int) -> None:
+        self.remaining -= 1
+        if self.first is None:
+            self.first = time.monotonic()
+            return
+        self.images += images
+        self.updates += 1
+
+    def images_per_s(self) -> float:
+        if self.first is None or not self.updates:
+            return 0.0
+        return self.images / max(time.monotonic() - self.first, 1e-9)
+
+    def eta_s(self) -> float:
+        if self.first is None or not self.updates:
+            return 0.0
+        return self.remaining * (time.monotonic() - self.first) / self.updates
+
+
+class _Run:
+    """One stage run's bookkeeping: per-update metric lines, epoch ends, and when and how to save."""
+
+    def __init__(self, node: Node, stage: str, name: str, lease, mode: str, model, trainer, session: Session,
+                 frames: int, base: dict) -> None:
+        self.node, self.stage, self.name, self.lease, self.mode = node, stage, name, lease, mode
+        self.model, self.trainer, self.session, self.frames, self.base = model, trainer, session, frames, base
+        self.cfg = node.config.world_model
+        self.lines: list[str] = []
+        self.new_epochs = 0
+        self.unsaved = 0  # updates since the last save
+        self.saved_at = time.monotonic()
+        self.epoch_ended = False
+
+    def record(self, stats: dict[str, float], lr: float, images: int, clock: _Clock) -> None:
+        s = self.session
+        self.unsaved += 1
+        self.node.events.emit("metric", stage="world_model", name="loss", value=stats["loss"], step=s.steps)
+        self.lines.append(json.dumps({"step": s.steps, "epoch": s.epochs_done, **stats, "lr": lr,
+                                      "images_per_s": clock.images_per_s()}))
+
+    def end_epoch(self) -> None:
+        s = self.session
+        loss = sum(s.epoch_losses) / len(s.epoch_losses)
+        s.end_epoch(loss, self.cfg.plateau_threshold)
+        self.new_epochs += 1
+        self.epoch_ended = True
+        self.node.events.emit("progress", stage=self.stage, done=s.epochs_done, total=self.cfg.epochs, unit="epochs")
+        self.node.store.write_text(
+            f"metrics/world_model/{self.name}/c{self.node.cycle:05d}-e{s.epochs_done:04d}.jsonl",
+            "\n".join(self.lines) + "\n")
+        self.lines = []
+
+    def due(self) -> bool:
+        every = self.cfg.checkpoint_every_s
+        ended, self.epoch_ended = self.epoch_ended, False
+        return ended if every == 0 else time.monotonic() - self.saved_at >= every
+
+    def stop(self) -> str:
+        if self.unsaved and not self.save():
+            return "locked"
+        return "stopped"
+
+    def save(self) -> bool:
+        """Checkpoint now; False when the lease is lost (the work since the last save is dropped)."""
+        if not fenced(self.lease):
+            self.node.events.emit("warning", message=f"lost the lease on world model {self.name}; "
+                                  "its updates since the last checkpoint are dropped")
+            return False
+        self.base = models.save_world_model(
+            self.node, self.name, self.model, self.trainer, self.session, self.mode, frames=self.frames,
+            fence=self.lease.token, base=self.base, new_epochs=self.new_epochs)
+        self.node.events.emit("model_saved", kind="world_models", name=self.name, version=self.base["version"],
+                              path=f"world_models/{self.name}", loss=self.session.last_loss())
+        self.new_epochs, self.unsaved, self.saved_at = 0, 0, time.monotonic()
+        return True
