@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a machine (default: lifelong) on a node")
     run.add_argument("--sim", action="store_true", help="use the panorama simulator instead of a real camera")
-    run.add_argument("--profile", help="settings profile: a name under profiles/ or a YAML path (default: sim)")
+    run.add_argument("--profile", help="settings profile: a name under profiles/ or a YAML path "
+                     "(default: sim; with --sim and no CUDA device: demo)")
     run.add_argument("--machine", default="lifelong", help="machine under machines/ (default: lifelong)")
     run.add_argument("--cycles", type=int, help="stop once this many cycles are complete in the data folder")
     run.add_argument("--data", help="where to keep everything: a path or fsspec URL (storage.data)")
@@ -53,9 +54,23 @@ def _run(args: argparse.Namespace) -> int:
         overrides.insert(0, f"sim.panorama={args.panorama}")
     if args.cycles is not None and args.cycles < 1:
         raise _Usage("--cycles: expected a whole number >= 1")
-    config = load_config(args.profile or "sim", overrides)
+    config = load_config(args.profile or default_profile(args.sim), overrides)
     view = not args.no_view and sys.stdout.isatty()
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
+
+
+def default_profile(sim: bool) -> str:
+    """`sim` (the original's sizes) where torch sees a CUDA device, or for a real camera; on the
+    simulator without one, `demo`: small models that show learning within minutes on a CPU."""
+    if not sim:
+        return "sim"
+    import torch
+
+    if torch.cuda.is_available():
+        return "sim"
+    print("profile demo: no CUDA device, small models that learn within minutes on a CPU "
+          "(--profile sim for the full sizes)", file=sys.stderr)
+    return "demo"
 
 
 def _machines(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
-"""Time per stage of one lifelong cycle (capture, then train_world_model -> dream -> train_agent ->
-navigate), for the tiny and sim profiles, on this machine's CPU or on CUDA.
+"""Time per stage of lifelong cycles (capture, then train_world_model -> dream -> train_agent ->
+navigate), for the tiny and sim profiles, on this machine's CPU or on CUDA, and the bytes written.
 
-    python benchmarks/cycle.py [--profiles tiny,sim] [--set KEY=VALUE ...] [--sim-epochs 1]
+    python benchmarks/cycle.py [--profiles tiny,sim] [--cycles N] [--set KEY=VALUE ...] [--sim-epochs 1]
 
-The sim profile carries the original's learning settings (ViT-tiny at 224x224, 100 epochs, 500
-dreams). A full 100-epoch cycle takes hours on a CPU, so by default the sim run trains 1 epoch of
-each model and the table also shows the per-epoch time; pass --sim-epochs 100 for the full cycle.
+The sim profile carries the original's learning settings (ViT-tiny at 224x224, 500 dreams) and
+a training budget per cycle (world_model.updates_per_cycle). A full cycle takes hours on a CPU,
+so by default the sim run trains 1 epoch of each model (--sim-epochs 0: the profile's own
+epochs). One row per cycle; after each profile, the bytes the store was handed per cycle (by
+top folder) and per world-model checkpoint (weights file, optimiser file), in MB (10^6).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import sys
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,46 +26,89 @@ from ptzjepa.machine import Runner, load_machine  # noqa: E402
 from ptzjepa.node import Node  # noqa: E402
 from ptzjepa.store import Store  # noqa: E402
 
+STAGES = ["capture", "train_world_model", "dream", "train_agent", "navigate"]
+MB = 1e6
 
-def run_cycle(profile: str, overrides: list[str]) -> dict[str, float]:
+
+class Recorder:
+    """Stage times, epochs and bytes written, per cycle, from the node's events and store writes."""
+
+    def __init__(self, node: Node) -> None:
+        self.cycle = node.cycle
+        self.times: dict[int, dict[str, float]] = defaultdict(dict)
+        self.epochs: dict[int, dict[str, int]] = defaultdict(dict)
+        self.bytes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.checkpoints: list[tuple[str, int]] = []  # (file kind, bytes) of world-model saves
+        node.events.subscribe(self.on_event)
+        real = node.store.write_bytes
+
+        def counting(rel: str, data: bytes) -> None:
+            self.bytes[self.cycle][rel.split("/", 1)[0]] += len(data)
+            if rel.startswith("world_models/") and rel.endswith(".pt"):
+                self.checkpoints.append(("optimiser" if rel.endswith("optimizer.pt") else "weights", len(data)))
+            real(rel, data)
+
+        node.store.write_bytes = counting  # write_text and write_json go through it too
+
+    def on_event(self, event) -> None:
+        data = event.data
+        if event.kind in ("state_entered", "transition") and "cycle" in data:
+            self.cycle = int(data["cycle"])
+        if event.kind == "state_left":
+            row = self.times[self.cycle]
+            row[data["state"]] = row.get(data["state"], 0.0) + data["seconds"]
+        if event.kind == "progress" and data.get("unit") == "epochs":
+            self.epochs[self.cycle][data["stage"]] = int(data["done"])
+
+
+def run_cycles(profile: str, overrides: list[str], cycles: int) -> tuple[Recorder, dict[int, float], int]:
     config = load_config(profile, overrides)
     node = Node(config=config, store=Store(f"memory://bench-{uuid.uuid4().hex}"))
-    times: dict[str, float] = {}
-    epochs: dict[str, int] = {}
-
-    def on_event(event) -> None:
-        if event.kind == "state_left":
-            times[event.data["state"]] = times.get(event.data["state"], 0.0) + event.data["seconds"]
-        if event.kind == "progress" and event.data.get("unit") == "epochs":
-            epochs[event.data["stage"]] = int(event.data["done"])
-
-    node.events.subscribe(on_event)
-    began = time.perf_counter()
-    Runner(load_machine("lifelong"), node).run(cycles=1)
-    times["total"] = time.perf_counter() - began
-    times["_frames"] = node.frames.count()
-    times["_epochs_wm"] = epochs.get("train_world_model", 0)
-    times["_epochs_agent"] = epochs.get("train_agent", 0)
-    return times
+    recorder = Recorder(node)
+    runner = Runner(load_machine("lifelong"), node)
+    totals: dict[int, float] = {}
+    for done in range(cycles):
+        cycle = node.cycle
+        began = time.perf_counter()
+        runner.run(cycles=done + 1)  # one more cycle of this machine
+        totals[cycle] = time.perf_counter() - began
+    return recorder, totals, node.frames.count()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", default="tiny,sim")
-    parser.add_argument("--sim-epochs", type=int, default=1)
+    parser.add_argument("--cycles", type=int, default=1, help="cycles per profile (default 1)")
+    parser.add_argument("--sim-epochs", type=int, default=1, help="epochs of each model in the sim run (0: the profile's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    stages = ["capture", "train_world_model", "dream", "train_agent", "navigate", "total"]
-    print(f"{'profile':8s} " + " ".join(f"{s:>18s}" for s in stages) + "   frames  wm-epochs  agent-epochs")
+    print(f"{'profile':8s} {'cycle':>5s} " + " ".join(f"{s:>18s}" for s in [*STAGES, "total"])
+          + "   frames  wm-epochs  agent-epochs  written MB")
     missing: list[str] = []
     for profile in args.profiles.split(","):
         overrides = list(args.set)
-        if profile == "sim":
+        if profile == "sim" and args.sim_epochs:
             overrides = [f"world_model.epochs={args.sim_epochs}", f"agent.epochs={args.sim_epochs}", *overrides]
-        t = run_cycle(profile, overrides)
-        missing += [f"{profile}:{s}" for s in stages if s not in t]
-        row = " ".join(f"{t[s]:>17.2f}s" if s in t else f"{'-':>18s}" for s in stages)
-        print(f"{profile:8s} {row}   {int(t['_frames']):6d}  {int(t['_epochs_wm']):9d}  {int(t['_epochs_agent']):12d}")
+        rec, totals, frames = run_cycles(profile, overrides, args.cycles)
+        for cycle, total in totals.items():
+            t = {**rec.times.get(cycle, {}), "total": total}
+            missing += [f"{profile}:c{cycle}:{s}" for s in STAGES if s not in t]
+            row = " ".join(f"{t[s]:>17.2f}s" if s in t else f"{'-':>18s}" for s in [*STAGES, "total"])
+            ep = rec.epochs.get(cycle, {})
+            written = sum(rec.bytes.get(cycle, {}).values()) / MB
+            print(f"{profile:8s} {cycle:>5d} {row}   {frames:6d}  {ep.get('train_world_model', 0):9d}  "
+                  f"{ep.get('train_agent', 0):12d}  {written:10.1f}", flush=True)
+        per_cycle = defaultdict(float)
+        for folders in rec.bytes.values():
+            for folder, n in folders.items():
+                per_cycle[folder] += n / MB / len(totals)
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_cycle.items(), key=lambda kv: -kv[1]))
+        print(f"{profile}: bytes written per cycle (mean of {len(totals)}): {sum(per_cycle.values()):.1f} MB ({parts})")
+        for kind in ("weights", "optimiser"):
+            sizes = [n for k, n in rec.checkpoints if k == kind]
+            if sizes:
+                print(f"{profile}: world-model checkpoint {kind} file: {sizes[-1] / MB:.1f} MB, "
+                      f"{len(sizes)} written in {len(totals)} cycle(s)")
     if missing:  # a stage the cycle never entered: the machine or a stage name changed
         sys.exit(f"benchmarks/cycle.py: no time for {', '.join(missing)}")
 

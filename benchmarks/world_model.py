@@ -16,7 +16,14 @@ EMA) on random images already on the device, every path on the same network and 
 - compiled:  `efficient` with the encoders and predictor under torch.compile
              (world_model.compile in the profiles), --compile-mode reduce-overhead (CUDA
              graphs) by default; a row whose pairs go through the predictor in chunks falls
-             back to the default mode, and says so.
+             back to the default mode, and says so;
+- stage:     what the train_world_model stage runs by default, at the shipped profiles'
+             semantics: micro-batches of B (pairs only inside each) accumulated to
+             --global-batch frames per update, all in one batched pass (wm_batched), on CUDA
+             captured as one CUDA graph with AdamW and the EMA (wm_graph). Its pairs are the
+             (global / B)·B² of an update; its warm-up (eager updates and the capture) is
+             printed. Compare it with the `original` row of the same B: the original ran
+             global / B such steps per update.
 
 images/s counts the B real frames, pairs/s the B² (context, target) pairs the loss covers. FLOPs
 are counted with torch.utils.flop_counter on one update; MFU = FLOPs / step time / peak rate
@@ -42,13 +49,16 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
 from ptzjepa.learning.vit import PRESETS  # noqa: E402
+from ptzjepa.learning.schedules import make_schedules  # noqa: E402
+from ptzjepa.learning.wm_batched import batched_pair_step  # noqa: E402
+from ptzjepa.learning.wm_graph import WARMUP_UPDATES  # noqa: E402
 from ptzjepa.learning.wm_train import naive_step, pair_step  # noqa: E402
-from ptzjepa.learning.wm_trainer import build_optimizer  # noqa: E402
+from ptzjepa.learning.wm_trainer import WorldModelTrainer, build_optimizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_step import original_numerics, original_optimizer, original_update  # noqa: E402
 
-PATHS = ("original", "naive", "efficient", "compiled")
+PATHS = ("original", "naive", "efficient", "compiled", "stage")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paths", help=f"comma-separated, from {', '.join(PATHS)} (default: all; --quick: not compiled)")
     p.add_argument("--compile-mode", default="reduce-overhead",
                    help="torch.compile mode of the compiled path (default: reduce-overhead, CUDA graphs)")
+    p.add_argument("--global-batch", type=int, help="frames per update of the stage row (default 32; --quick: 8)")
+    p.add_argument("--no-graph", action="store_true", help="the stage row without the CUDA graph")
     p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA (bf16 autocast is the default)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU")
     p.add_argument("--quick", action="store_true",
@@ -80,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, name, value)
     args.batch_list = [int(b) for b in args.batches.split(",") if b]
     if args.paths is None:  # torch.compile on a CPU mostly times the compiler: left out of --quick
-        args.paths = "original,naive,efficient" if args.quick else ",".join(PATHS)
+        args.paths = "original,naive,efficient,stage" if args.quick else ",".join(PATHS)
+    if args.global_batch is None:
+        args.global_batch = 8 if args.quick else 32
     args.path_list = [x for x in args.paths.split(",") if x]
     for path in args.path_list:
         if path not in PATHS:
@@ -168,7 +182,49 @@ def count_flops(path: str, model: WorldModel, images, poses, chunk, amp) -> int:
     return counter.get_total_flops()
 
 
+def run_stage_row(args: argparse.Namespace, device: torch.device, batch: int) -> dict[str, float | str]:
+    """The stage's default update: (global / B) micro-batches of B in one batched pass (a graph)."""
+    if args.global_batch % batch:
+        return {"error": f"--global-batch {args.global_batch} is not a multiple of B = {batch}"}
+    torch.manual_seed(0)
+    model = build_world_model(make_spec(args)).to(device)
+    amp = torch.bfloat16 if device.type == "cuda" and not args.no_bf16 else None
+    micro = args.global_batch // batch
+    schedules = make_schedules(iterations_per_epoch=10**6, epochs=1, lr=1e-4, start_lr=1e-4, final_lr=1e-6,
+                               warmup_epochs=0, weight_decay=0.04, final_weight_decay=0.4, ema=(0.996, 1.0))
+    trainer = WorldModelTrainer(model, schedules, accumulation=micro, amp_dtype=amp, batched=True,
+                                graph_update=device.type == "cuda" and not args.no_graph)
+    images, poses = make_batch(args.global_batch, args.image_size, device)
+    meter = PeakMemory(device)
+    meter.start()
+    began = time.perf_counter()
+    for _ in range(max(args.warmup, WARMUP_UPDATES + 1)):  # eager updates, the capture, one replay
+        trainer.update(images, poses)
+    sync(device)
+    warmup_s = time.perf_counter() - began
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        trainer.update(images, poses)
+    sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    peak = meter.peak()
+    with FlopCounterMode(display=False) as counter:
+        batched_pair_step(model, images, poses, batch, amp_dtype=amp)
+    model.zero_grad(set_to_none=True)
+    flops = counter.get_total_flops()
+    pairs = micro * batch * batch
+    graph = "CUDA graph" if trainer.graphed is not None and trainer.graphed.graph is not None else "eager"
+    return {
+        "seconds": seconds, "images_s": args.global_batch / seconds, "pairs_s": pairs / seconds,
+        "peak_gib": peak / 2**30, "tflops": flops / seconds / 1e12, "gflop": flops / 1e9, "chunk": pairs,
+        "pairs": pairs, "note": f"{micro} micro-batches of {batch} per update, batched, {graph}; "
+        f"one-time warm-up {warmup_s:.1f} s",
+    }  # fmt: skip
+
+
 def run_row(args: argparse.Namespace, device: torch.device, path: str, batch: int) -> dict[str, float | str]:
+    if path == "stage":
+        return run_stage_row(args, device, batch)
     torch.manual_seed(0)
     model = build_world_model(make_spec(args)).to(device)
     optimizer = original_optimizer(model) if path == "original" else build_optimizer(model, lr=1e-4, weight_decay=0.04)
@@ -255,12 +311,13 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             mfu = (f"{100 * row['tflops'] / args.peak_tflops:>6.1f}%" if device.type == "cuda"
                    else f"{'-':>7}")
-            print(f"{path:<10}{batch:>6}{batch * batch:>7}{row['chunk']:>7}{row['images_s']:>10.1f}"
+            print(f"{path:<10}{batch:>6}{row.get('pairs', batch * batch):>7}{row['chunk']:>7}{row['images_s']:>10.1f}"
                   f"{row['pairs_s']:>10.1f}{1000 * row['seconds']:>10.1f}{row['peak_gib']:>10.2f}"
                   f"{row['gflop']:>9.0f}{row['tflops']:>9.2f}{mfu}", flush=True)
             if row["note"]:
                 print(f"{'':<10}{batch:>6}  note: {row['note']}", flush=True)
-        for slow, fast in (("original", "efficient"), ("original", "compiled"), ("naive", "efficient")):
+        for slow, fast in (("original", "efficient"), ("original", "compiled"), ("naive", "efficient"),
+                           ("original", "stage")):
             if "pairs_s" in rows.get(slow, {}) and "pairs_s" in rows.get(fast, {}):
                 print(f"{'':<10}{batch:>6}  speed-up {fast}/{slow}: "
                       f"{rows[fast]['pairs_s'] / rows[slow]['pairs_s']:.2f}x pairs/s", flush=True)

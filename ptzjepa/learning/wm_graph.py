@@ -14,10 +14,13 @@ and capture take a few seconds per model (`seconds`), no compiler involved.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 import torch
+
+log = logging.getLogger(__name__)
 
 WARMUP_UPDATES = 3
 
@@ -33,6 +36,7 @@ class GraphedUpdate:
         self.static: tuple[torch.Tensor, torch.Tensor] | None = None
         self.outputs: dict[str, torch.Tensor] = {}
         self.calls = 0
+        self.failed = False
         self.seconds = 0.0  # warm-up and capture time, for the benchmark and the logs
         self.stream = torch.cuda.Stream()
 
@@ -49,8 +53,14 @@ class GraphedUpdate:
             out = self.body(images, poses)
         torch.cuda.current_stream().wait_stream(self.stream)
         self.calls += 1
-        if self.calls >= WARMUP_UPDATES:
-            self._capture(images, poses)
+        if self.calls >= WARMUP_UPDATES and not self.failed:
+            try:
+                self._capture(images, poses)
+            except RuntimeError as exc:  # the update stays eager: slower, the same arithmetic
+                self.failed = True
+                self.graph = None
+                log.warning("CUDA graph capture of the world-model update failed, running it eagerly: %s",
+                            str(exc).splitlines()[0][:200])
         torch.cuda.synchronize()
         self.seconds += time.perf_counter() - began
         return out
