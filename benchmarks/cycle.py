@@ -61,7 +61,8 @@ class Recorder:
             self.epochs[self.cycle][data["stage"]] = int(data["done"])
 
 
-def run_cycles(profile: str, overrides: list[str], cycles: int) -> tuple[Recorder, dict[int, float], int]:
+def run_cycles(profile: str, overrides: list[str], cycles: int, missing: list[str]) -> tuple[Recorder, dict[int, float]]:
+    """Run the cycles one by one, printing each one's row as it ends."""
     config = load_config(profile, overrides)
     node = Node(config=config, store=Store(f"memory://bench-{uuid.uuid4().hex}"))
     recorder = Recorder(node)
@@ -72,7 +73,14 @@ def run_cycles(profile: str, overrides: list[str], cycles: int) -> tuple[Recorde
         began = time.perf_counter()
         runner.run(cycles=done + 1)  # one more cycle of this machine
         totals[cycle] = time.perf_counter() - began
-    return recorder, totals, node.frames.count()
+        t = {**recorder.times.get(cycle, {}), "total": totals[cycle]}
+        missing += [f"{profile}:c{cycle}:{s}" for s in STAGES if s not in t]
+        row = " ".join(f"{t[s]:>17.2f}s" if s in t else f"{'-':>18s}" for s in [*STAGES, "total"])
+        ep = recorder.epochs.get(cycle, {})
+        written = sum(recorder.bytes.get(cycle, {}).values()) / MB
+        print(f"{profile:8s} {cycle:>5d} {row}   {node.frames.count():6d}  {ep.get('train_world_model', 0):9d}  "
+              f"{ep.get('train_agent', 0):12d}  {written:10.1f}", flush=True)
+    return recorder, totals
 
 
 def main() -> None:
@@ -89,15 +97,7 @@ def main() -> None:
         overrides = list(args.set)
         if profile == "sim" and args.sim_epochs:
             overrides = [f"world_model.epochs={args.sim_epochs}", f"agent.epochs={args.sim_epochs}", *overrides]
-        rec, totals, frames = run_cycles(profile, overrides, args.cycles)
-        for cycle, total in totals.items():
-            t = {**rec.times.get(cycle, {}), "total": total}
-            missing += [f"{profile}:c{cycle}:{s}" for s in STAGES if s not in t]
-            row = " ".join(f"{t[s]:>17.2f}s" if s in t else f"{'-':>18s}" for s in [*STAGES, "total"])
-            ep = rec.epochs.get(cycle, {})
-            written = sum(rec.bytes.get(cycle, {}).values()) / MB
-            print(f"{profile:8s} {cycle:>5d} {row}   {frames:6d}  {ep.get('train_world_model', 0):9d}  "
-                  f"{ep.get('train_agent', 0):12d}  {written:10.1f}", flush=True)
+        rec, totals = run_cycles(profile, overrides, args.cycles, missing)
         per_cycle = defaultdict(float)
         for folders in rec.bytes.values():
             for folder, n in folders.items():

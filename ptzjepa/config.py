@@ -243,7 +243,7 @@ class WorldModelConfig:
     # epochs); 0: the original's, `epochs` passes over every stored frame, which grows with the
     # store. Frames are drawn per update, the newest `recent_frames` together getting
     # `recent_share` of the chances (docs/training-budget.md says why these defaults).
-    updates_per_cycle: int = attrs.field(default=300, validator=ge(0))
+    updates_per_cycle: int = attrs.field(default=200, validator=ge(0))
     recent_frames: int = attrs.field(default=256, validator=ge(0))
     recent_share: float = attrs.field(default=0.5, validator=and_(ge(0), le(1)))
     # A checkpoint at the stage's end, at a stop, and in between when this much time has passed

@@ -82,8 +82,7 @@ def _l1_sizes(grads: tuple[torch.Tensor, ...], reduction: Reduction) -> torch.Te
 
 
 def target_tokens_and_surprise(
-    model: WorldModel, images: torch.Tensor, pred: torch.Tensor, micro: int,
-    amp_dtype: torch.dtype | None, reduction: Reduction,
+    model: WorldModel, images: torch.Tensor, pred: torch.Tensor, micro: int, reduction: Reduction,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """LN(target encoder) tokens [M·B, N, D] (detached, widened) and the M surprises.
 
@@ -98,8 +97,10 @@ def target_tokens_and_surprise(
     def one(x: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         def tokens(weights: dict[str, torch.Tensor]) -> torch.Tensor:
             # The math kernel is made of operations vmap batches; the fused kernels have no
-            # batching rule for their backward, so vmap would loop over the micro-batches.
-            with _autocast(x.device, amp_dtype), sdpa_kernel(SDPBackend.MATH):
+            # batching rule for their backward, so vmap would loop over the micro-batches. No
+            # autocast: vjp's backward under vmap fails on its mixed dtypes (torch 2.11), and
+            # the target encoder is a small share of the update, so it runs in float32.
+            with sdpa_kernel(SDPBackend.MATH):
                 out = functional_call(encoder, (weights, buffers), (x,))
                 return F.layer_norm(out, (out.shape[-1],))
 
@@ -140,7 +141,7 @@ def batched_pair_step(
     with _autocast(images.device, amp_dtype):
         tokens = model.encode_context(images)
         pred, reward = model.predictor(tokens[ctx_i], poses[ctx_i], poses[tgt_j])
-    target, surprise = target_tokens_and_surprise(model, images, pred, micro, amp_dtype, surprise_reduction)
+    target, surprise = target_tokens_and_surprise(model, images, pred, micro, surprise_reduction)
     error = F.smooth_l1_loss(_wide(pred), target[tgt_j], reduction="none").mean(dim=-1)  # [M·B², N]
     error = error.reshape(micro, batch * batch, -1)
     per_pair = surprise.to(error.dtype)[:, None, None].expand_as(error)
