@@ -113,7 +113,12 @@ def test_world_model() -> None:
         # both rounded to ±0.05: step ms = 4 pairs / pairs/s
         assert step_ms == pytest.approx(4000 / pairs_s, abs=0.06 + 240 / pairs_s**2), (path, pairs_s, step_ms)
         assert all(math.isfinite(float(x)) and float(x) >= 0 for x in cols[3:]), (path, cols)  # may round to 0
-    for fast, slow in (("efficient", "original"), ("efficient", "naive")):
+    # the stage's default path: 8 frames per update in micro-batches of 2, 4 x 4 = 16 pairs
+    cols = row(rf"^stage\s+2\s+16\s+16\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+-\s*$", out.stdout)
+    images_s, pairs_s = figure(cols[0]), figure(cols[1])
+    assert pairs_s == pytest.approx(2 * images_s, abs=0.2), (images_s, pairs_s)  # 16 pairs per 8 images
+    assert re.search(r"note: 4 micro-batches of 2 per update, batched, eager; one-time warm-up [0-9.]+ s", out.stdout)
+    for fast, slow in (("efficient", "original"), ("efficient", "naive"), ("stage", "original")):
         figure(row(rf"^\s+2\s+speed-up {fast}/{slow}: {NUM}x pairs/s$", out.stdout)[0])
     assert_only_learning(out.stderr)
 
@@ -146,12 +151,19 @@ def test_agent() -> None:
 
 
 def test_cycle() -> None:
-    """Seconds per stage of one tiny lifelong cycle (a stage that never reports fails the script)."""
+    """Seconds per stage of one tiny lifelong cycle (a stage that never reports fails the script),
+    and the bytes written per cycle and per world-model checkpoint."""
     out = run_bench("cycle.py", "--profiles", "tiny", "--set", "world_model.epochs=1", "--set", "agent.epochs=1").stdout
     stages = ("capture", "train_world_model", "dream", "train_agent", "navigate", "total")
-    assert re.search(r"^profile\s+" + r"\s+".join(stages), out, re.MULTILINE), out
-    cols = row(r"^tiny\s+" + r"s\s+".join([NUM] * 6) + r"s\s+(\d+)\s+(\d+)\s+(\d+)$", out)
+    assert re.search(r"^profile\s+cycle\s+" + r"\s+".join(stages), out, re.MULTILINE), out
+    cols = row(r"^tiny\s+0\s+" + r"s\s+".join([NUM] * 6) + r"s\s+(\d+)\s+(\d+)\s+(\d+)\s+" + NUM + "$", out)
     seconds = [figure(x) for x in cols[:6]]
     assert sum(seconds[:5]) <= seconds[5] + 0.04, dict(zip(stages, seconds))  # stages lie within the total
-    frames, wm_epochs, agent_epochs = (int(x) for x in cols[6:])
+    frames, wm_epochs, agent_epochs = (int(x) for x in cols[6:9])
     assert frames > 0 and (wm_epochs, agent_epochs) == (1, 1), out  # the --set overrides reached the run
+    written = figure(cols[9])
+    total = figure(row(rf"^tiny: bytes written per cycle \(mean of 1\): {NUM} MB \(", out)[0])
+    assert written == pytest.approx(total, abs=0.11) and total > 0, out
+    weights = figure(row(rf"^tiny: world-model checkpoint weights file: {NUM} MB, 1 written in 1 cycle", out)[0])
+    optimiser = figure(row(rf"^tiny: world-model checkpoint optimiser file: {NUM} MB, 1 written", out)[0])
+    assert 0 < weights < optimiser, out  # AdamW keeps two moments per trained weight
