@@ -9,18 +9,15 @@ graph), as p <- p * (1 - lr * wd) right before the Adam step, which is what Adam
 
 Capture needs a few eager updates first (on a side stream, as torch asks, so that the
 allocator and the optimiser's state settle); they are real updates, done the same way. Warm-up
-and capture take a few seconds per model (`seconds`), no compiler involved.
+and capture take a few seconds per model (benchmarks/world_model.py prints it), no compiler
+involved.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 
 import torch
-
-log = logging.getLogger(__name__)
 
 WARMUP_UPDATES = 3
 
@@ -36,8 +33,7 @@ class GraphedUpdate:
         self.static: tuple[torch.Tensor, torch.Tensor] | None = None
         self.outputs: dict[str, torch.Tensor] = {}
         self.calls = 0
-        self.failed = False
-        self.seconds = 0.0  # warm-up and capture time, for the benchmark and the logs
+        self.failure = ""  # why capture failed: the update then stays eager (the caller warns)
         self.stream = torch.cuda.Stream()
 
     def __call__(self, images: torch.Tensor, poses: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -47,22 +43,17 @@ class GraphedUpdate:
             self.static[1].copy_(poses)
             self.graph.replay()
             return self.outputs
-        began = time.perf_counter()
         self.stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(self.stream):
             out = self.body(images, poses)
         torch.cuda.current_stream().wait_stream(self.stream)
         self.calls += 1
-        if self.calls >= WARMUP_UPDATES and not self.failed:
+        if self.calls == WARMUP_UPDATES:
             try:
                 self._capture(images, poses)
             except RuntimeError as exc:  # the update stays eager: slower, the same arithmetic
-                self.failed = True
                 self.graph = None
-                log.warning("CUDA graph capture of the world-model update failed, running it eagerly: %s",
-                            str(exc).splitlines()[0][:200])
-        torch.cuda.synchronize()
-        self.seconds += time.perf_counter() - began
+                self.failure = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return out
 
     def _capture(self, images: torch.Tensor, poses: torch.Tensor) -> None:

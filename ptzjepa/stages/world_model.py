@@ -149,10 +149,16 @@ class _Run:
         self.unsaved = 0  # updates since the last save
         self.saved_at = time.monotonic()
         self.epoch_ended = False
+        self.warned = False
 
     def record(self, stats: dict[str, float], lr: float, images: int, clock: _Clock) -> None:
         s = self.session
         self.unsaved += 1
+        graphed = self.trainer.graphed
+        if graphed is not None and graphed.failure and not self.warned:
+            self.warned = True
+            self.node.events.emit("warning", message=f"world model {self.name}: CUDA graph capture failed, "
+                                  f"training eagerly ({graphed.failure})")
         self.node.events.emit("metric", stage="world_model", name="loss", value=stats["loss"], step=s.steps)
         self.lines.append(json.dumps({"step": s.steps, "epoch": s.epochs_done, **stats, "lr": lr,
                                       "images_per_s": clock.images_per_s()}))
