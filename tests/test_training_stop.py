@@ -11,7 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from ptzjepa import models
+from ptzjepa import model_store as models
 from ptzjepa.events import Event, Events
 from ptzjepa.progress_lines import ProgressLines
 from ptzjepa.stages.world_model import train_world_model

@@ -30,7 +30,7 @@ from torch.func import functional_call, vjp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ptzjepa.learning.jepa import WorldModel
-from ptzjepa.learning.wm_train import Reduction
+from ptzjepa.learning.wm_steps import Reduction
 
 
 @dataclass

@@ -19,10 +19,10 @@ import json
 import math
 import time
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.locks import fenced
 from ptzjepa.node import Node
-from ptzjepa.stages.training import Session
+from ptzjepa.learning.session import Session
 from ptzjepa.training_frames import FrameBank, FrameSampler
 
 STAGE = "train_world_model"
@@ -47,11 +47,11 @@ def _train(node: Node, mode: str, stage: str) -> str:
         if records:  # none at all is the ordinary start: the machine routes to capture
             node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
-    leased = models.lease_world_model(node)
+    leased = model_store.lease_world_model(node)
     if leased is None:
         return "locked"
     name, lease = leased
-    resource = f"{models.WORLD_MODELS}/{name}"
+    resource = f"{model_store.WORLD_MODELS}/{name}"
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
         return _train_leased(node, mode, stage, name, lease, records)
@@ -75,7 +75,7 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
                            recent_share=cfg.recent_share)
     rows = bank.rows(records)
     per_epoch = sampler.updates_per_epoch
-    model, trainer, meta = models.load_or_new_world_model(node, name, mode, per_epoch, device)
+    model, trainer, meta = model_store.load_or_new_world_model(node, name, mode, per_epoch, device)
     session = Session.from_meta(meta, node.cycle, node.name, stage)
     trainer.updates = session.steps  # the schedules' index: a new session starts them over
     run = _Run(node, stage, name, lease, mode, model, trainer, session, len(records), meta or {})
@@ -99,7 +99,7 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
                          batch=within, batches=per_epoch, loss=stats["loss"],
                          images_per_s=clock.images_per_s(), eta_s=clock.eta_s())
         if within == per_epoch:
-            run.end_epoch()
+            run.end_epoch(clock)
         if run.due() and not run.save():
             return "locked"
     if run.unsaved and not run.save():
@@ -163,10 +163,12 @@ class _Run:
         self.lines.append(json.dumps({"step": s.steps, "epoch": s.epochs_done, **stats, "lr": lr,
                                       "images_per_s": clock.images_per_s()}))
 
-    def end_epoch(self) -> None:
+    def end_epoch(self, clock: _Clock) -> None:
         s = self.session
         loss = sum(s.epoch_losses) / len(s.epoch_losses)
         s.end_epoch(loss, self.cfg.plateau_threshold)
+        self.node.events.emit("metric", stage="world_model", name="images_per_s", value=clock.images_per_s(),
+                              step=s.epochs_done)
         self.new_epochs += 1
         self.epoch_ended = True
         self.node.events.emit("progress", stage=self.stage, done=s.epochs_done, total=self.cfg.epochs, unit="epochs")
@@ -191,7 +193,7 @@ class _Run:
             self.node.events.emit("warning", message=f"lost the lease on world model {self.name}; "
                                   "its updates since the last checkpoint are dropped")
             return False
-        self.base = models.save_world_model(
+        self.base = model_store.save_world_model(
             self.node, self.name, self.model, self.trainer, self.session, self.mode, frames=self.frames,
             fence=self.lease.token, base=self.base, new_epochs=self.new_epochs)
         self.node.events.emit("model_saved", kind="world_models", name=self.name, version=self.base["version"],
