@@ -3,10 +3,13 @@ navigate), for the tiny and sim profiles, on this machine's CPU or on CUDA, and 
 
     python benchmarks/cycle.py [--profiles tiny,sim] [--cycles N] [--set KEY=VALUE ...] [--sim-epochs 1]
 
+Without --profiles: tiny and sim where torch sees a CUDA device, tiny and demo where it does not.
+
 The sim profile carries the original's learning settings (ViT-tiny at 224x224, 500 dreams) and
-a training budget per cycle (world_model.updates_per_cycle). A full cycle takes hours on a CPU,
-so by default the sim run trains 1 epoch of each model (--sim-epochs 0: the profile's own
-epochs). One row per cycle; after each profile, the bytes the store was handed per cycle (by
+a training budget per cycle (world_model.updates_per_cycle). By default the sim run trains 1
+epoch of each model (--sim-epochs 0: the profile's own): the world model's one epoch then holds
+its whole budget of updates, and the agent's 100 epochs are left out. The sim profile is GPU
+work: on a CPU one cycle takes hours. One row per cycle; after each profile, the bytes the store was handed per cycle (by
 top folder) and per world-model checkpoint (weights file, optimiser file), in MB (10^6).
 """
 
@@ -85,11 +88,15 @@ def run_cycles(profile: str, overrides: list[str], cycles: int, missing: list[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", default="tiny,sim")
+    parser.add_argument("--profiles", help="default: tiny,sim with CUDA, tiny,demo without (as `run --sim`)")
     parser.add_argument("--cycles", type=int, default=1, help="cycles per profile (default 1)")
     parser.add_argument("--sim-epochs", type=int, default=1, help="epochs of each model in the sim run (0: the profile's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    if args.profiles is None:
+        import torch
+
+        args.profiles = "tiny,sim" if torch.cuda.is_available() else "tiny,demo"
     print(f"{'profile':8s} {'cycle':>5s} " + " ".join(f"{s:>18s}" for s in [*STAGES, "total"])
           + "   frames  wm-epochs  agent-epochs  written MB")
     missing: list[str] = []

@@ -246,9 +246,13 @@ class WorldModelTrainer:
             if key not in state:
                 raise ValueError(f"trainer state: missing key {key!r}")
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.graphed is not None:
+        if self.graphed is not None:  # state saved without graphs (a CPU run) keeps its step on the host
             for group in self.optimizer.param_groups:
                 group["capturable"] = True
+                for param in group["params"]:
+                    slot = self.optimizer.state.get(param, {})
+                    if "step" in slot:
+                        slot["step"] = torch.as_tensor(slot["step"], dtype=torch.float32, device=param.device)
         self.updates = int(state["updates"])
         self.pending = 0
         self.optimizer.zero_grad(set_to_none=True)
