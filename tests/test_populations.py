@@ -95,7 +95,8 @@ def _killed_after_first_save(monkeypatch, node, save: str, stage) -> None:
 
 
 def test_a_run_resumed_in_the_same_cycle_goes_back_to_its_model(monkeypatch):
-    node = captured_node(NODE, "world_model.population=2", "world_model.epochs=2", "world_model.patience=100")
+    node = captured_node(NODE, "world_model.population=2", "world_model.epochs=2", "world_model.patience=100",
+                         "world_model.checkpoint_every_s=0")
     _killed_after_first_save(monkeypatch, node, "save_world_model", train_world_model)
     assert train_world_model(node) == "done"
     first = _rotation(node)[0]
