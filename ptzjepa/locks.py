@@ -8,6 +8,10 @@ pause, a lost network) never overwrites a model another node now holds.
 Two lockers: LocalLocker (one machine: OS file locks in the data folder, or in-process for memory
 stores) and RedisLocker (several nodes: SET NX PX in one command, so no lock is left without an
 expiry; redis-py's Lock does the owner check on extend and release; INCR gives fencing tokens).
+
+Redis out of reach is not an error of the run: RedisLocker raises LockerUnavailable, which the
+stages treat as "no model free now" (the node waits in waiting_for_lock and retries), and a lease
+whose renewal could not reach Redis counts as lost, so its commit is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ from typing import Protocol
 from ptzjepa.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class LockerUnavailable(RuntimeError):
+    """The lock service cannot be reached now; the message says where and why."""
+
+
+class LockerRefused(RuntimeError):
+    """The lock service answered but refused us (a wrong password): retrying will not help."""
 
 
 class Lease:
@@ -40,12 +52,16 @@ class Lease:
     def _beat(self, period_s: float) -> None:
         while not self._stop.wait(period_s):
             try:
-                if not self._renew():
-                    log.warning("event=lock_lost resource=%s token=%d", self.resource, self.token)
-                    self.lost.set()
-                    return
-            except Exception as exc:  # a transient error: the next beat tries again, expiry decides
-                log.debug("lease renewal for %s failed: %s", self.resource, exc)
+                renewed = self._renew()
+            except Exception as exc:  # another node may take it once it expires: count it as lost now
+                log.warning("event=lock_lost resource=%s token=%d reason=%s", self.resource, self.token,
+                            str(exc).replace(" ", "_")[:120])
+                self.lost.set()
+                return
+            if not renewed:
+                log.warning("event=lock_lost resource=%s token=%d", self.resource, self.token)
+                self.lost.set()
+                return
 
     def still_valid(self) -> bool:
         return not self.lost.is_set() and not self._stop.is_set()
@@ -175,17 +191,51 @@ class RedisLocker:
         self.node = node
         self.lease_s = lease_s
         self.prefix = prefix
+        kwargs = self.client.connection_pool.connection_kwargs
+        self.where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
+
+    def check(self) -> None:
+        """Fail fast at start: LockerRefused for a wrong or missing password, LockerUnavailable if
+        nothing answers."""
+        import redis
+
+        try:
+            self.client.ping()
+        except redis.AuthenticationError as exc:
+            raise LockerRefused(f"redis at {self.where} refused the password: {exc}") from None
+        except redis.ResponseError as exc:  # NOAUTH: the server wants a password we do not have
+            raise LockerRefused(f"redis at {self.where} refused us: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise LockerUnavailable(f"redis at {self.where} unreachable: {exc}") from None
+
+    def _unavailable(self, exc: Exception) -> LockerUnavailable:
+        return LockerUnavailable(f"redis at {self.where} unreachable: {exc}")
 
     def _lock_name(self, resource: str) -> str:
         return f"{self.prefix}:lock:{resource}"
 
     def holder(self, resource: str) -> str | None:
-        value = self.client.get(f"{self.prefix}:holder:{resource}")
-        if value is None or not self.client.exists(self._lock_name(resource)):
-            return None
+        import redis
+
+        try:
+            value = self.client.get(f"{self.prefix}:holder:{resource}")
+            if value is None or not self.client.exists(self._lock_name(resource)):
+                return None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
         return value.decode()
 
     def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+        """Raises LockerUnavailable when Redis cannot be reached (a lock taken just before the
+        connection broke is left to expire)."""
+        import redis
+
+        try:
+            return self._acquire(resource, wait_s)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+
+    def _acquire(self, resource: str, wait_s: float) -> Lease | None:
         lock = self.client.lock(
             self._lock_name(resource), timeout=self.lease_s, blocking=wait_s > 0,
             blocking_timeout=wait_s if wait_s > 0 else None, sleep=_POLL_S, thread_local=False,
@@ -219,4 +269,11 @@ def fenced(lease: Lease | None) -> bool:
     if not lease.still_valid():
         return False
     newest = getattr(lease, "newest_token", None)
-    return newest is None or newest() == lease.token
+    if newest is None:
+        return True
+    try:
+        return newest() == lease.token
+    except Exception as exc:  # the lock service is out of reach: a newer grant cannot be ruled out
+        log.warning("event=fence_unchecked resource=%s token=%d reason=%s", lease.resource, lease.token,
+                    str(exc).replace(" ", "_")[:120])
+        return False
