@@ -191,6 +191,11 @@ class RedisLocker:
         self.node = node
         self.lease_s = lease_s
         self.prefix = prefix
+        # INCR, raised above the floor in the same step (a script runs atomically in Redis).
+        self._next_token = self.client.register_script(
+            "local t = redis.call('INCR', KEYS[1]) "
+            "if t <= tonumber(ARGV[1]) then t = tonumber(ARGV[1]) + 1 redis.call('SET', KEYS[1], t) end "
+            "return t")
         kwargs = self.client.connection_pool.connection_kwargs
         self.where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
 
@@ -225,24 +230,27 @@ class RedisLocker:
             raise self._unavailable(exc) from None
         return value.decode()
 
-    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+    def acquire(self, resource: str, wait_s: float = 0.0, floor: int = 0) -> Lease | None:
         """Raises LockerUnavailable when Redis cannot be reached (a lock taken just before the
-        connection broke is left to expire)."""
+        connection broke is left to expire). `floor`: the newest fencing token the store has
+        committed for the resource; the grant's token is above it even if Redis lost its counter
+        (a server restarted without its data), so that the store's fence never refuses every
+        writer from then on."""
         import redis
 
         try:
-            return self._acquire(resource, wait_s)
+            return self._acquire(resource, wait_s, floor)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise self._unavailable(exc) from None
 
-    def _acquire(self, resource: str, wait_s: float) -> Lease | None:
+    def _acquire(self, resource: str, wait_s: float, floor: int) -> Lease | None:
         lock = self.client.lock(
             self._lock_name(resource), timeout=self.lease_s, blocking=wait_s > 0,
             blocking_timeout=wait_s if wait_s > 0 else None, sleep=_POLL_S, thread_local=False,
         )
         if not lock.acquire(token=f"{self.node}:{uuid.uuid4().hex}"):
             return None
-        token = int(self.client.incr(f"{self.prefix}:fence:{resource}"))
+        token = int(self._next_token(keys=[f"{self.prefix}:fence:{resource}"], args=[int(floor)]))
         self.client.set(f"{self.prefix}:holder:{resource}", self.node, px=int(self.lease_s * 1000))
 
         def renew() -> bool:
