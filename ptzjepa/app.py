@@ -20,6 +20,7 @@ from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
 from ptzjepa.preflight import check_services
 from ptzjepa.runlock import RunLock
+from ptzjepa.shared_store import open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
 from ptzjepa.store import Store
 from ptzjepa.swarm import SwarmPlan
@@ -32,7 +33,7 @@ CONFIG_SNAPSHOT = "state/config.json"
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret the run may hold, so that logging can blank them out wherever they appear."""
-    return [s for s in (config.camera.password(), config.locks.password()) if s]
+    return [s for s in (config.camera.password(), config.locks.password(), config.storage.sftp_password()) if s]
 
 
 def run(config: Config, machine: str, cycles: int | None, view: bool, debug: bool) -> int:
@@ -44,10 +45,13 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
-        node = Node(config=config, store=store, events=Events())
+        shared = open_shared(config.storage, store)
+        node = Node(config=config, store=store, events=Events(), shared=shared)
         # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
         # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
         swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
+        if shared is not store:
+            swept += shared.sweep_temp_files(folder=WORLD_MODELS, older_than_s=3600)
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
