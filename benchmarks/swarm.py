@@ -11,8 +11,9 @@ updates it contributed to the shared models (from their metadata), its frames, i
 acquire latency (the locker's calls), p50/p99 from the `lease` events each node's status keeps;
 then the spread of contributions (max/min over nodes) per setting.
 
-Scale (--scale): N nodes, once per population size, printing lock waits, acquire latency, leases
-and the Redis commands the swarm sent (INFO commandstats), per node and per lease.
+Scale (--scale): N nodes, once per population size, printing lock waits, acquire latency, leases,
+the Redis commands the swarm sent (INFO commandstats), per node and per lease, and how the nodes'
+runs ended (`cycles`: done; `stuck`: a node that lost the race for a free model too often).
 """
 
 from __future__ import annotations
@@ -119,12 +120,12 @@ def scale(args: argparse.Namespace, root: Path) -> None:
     for models in (int(x) for x in args.models.split(",")):
         plan = SwarmPlan(nodes=args.nodes, profile=args.profile, cycles=args.cycles, data=root / f"models-{models}",
                          sets=[f"world_model.population={models}", *args.set])
-        code, seconds, commands = run_swarm(plan)
-        if code != 0:
-            raise SystemExit(f"swarm with {models} models exited {code}; logs in {plan.data / 'logs'}")
-        waits, acquires, taken = [], [], 0
+        _code, seconds, commands = run_swarm(plan)
+        waits, acquires, taken, ended = [], [], 0, {}
         for i in range(args.nodes):
-            leases = node_status(plan, i).get("leases") or {}
+            snap = node_status(plan, i)
+            ended[snap.get("finished") or "?"] = ended.get(snap.get("finished") or "?", 0) + 1
+            leases = snap.get("leases") or {}
             waits += leases.get("lock_wait_s") or []
             acquires += leases.get("acquire_s") or []
             taken += int(leases.get("taken", 0))
@@ -135,6 +136,7 @@ def scale(args: argparse.Namespace, root: Path) -> None:
               f"{total / args.nodes / seconds:11.2f}")
         busiest = sorted(commands.items(), key=lambda kv: -kv[1])[:6]
         print(f"{'':6s} busiest commands: " + ", ".join(f"{k} {v}" for k, v in busiest))
+        print(f"{'':6s} nodes ended: " + ", ".join(f"{k} {v}" for k, v in sorted(ended.items())))
         print(f"{'':6s} mean lock wait {statistics.fmean(waits) if waits else 0:.2f} s over {len(waits)} waits")
 
 
