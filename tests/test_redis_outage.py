@@ -1,5 +1,6 @@
-"""Redis trouble, with the real redis-server: a node whose Redis stops mid-run waits and goes on when
-it is back; a wrong password, or no Redis at all, at start is one line and exit 2 before any move."""
+"""Shared services in trouble, with the real redis-server: a node whose Redis stops mid-run waits and
+goes on when it is back; a wrong password, no Redis at all, or a shared store's S3 endpoint where
+nothing answers, at start, is one line and exit 2 before any camera move."""
 
 from __future__ import annotations
 
@@ -97,3 +98,17 @@ def test_swarm_with_a_wrong_redis_password_is_one_line_and_exit_2(tmp_path: Path
             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "locks.redis_url" in result.stderr and "password" in result.stderr
     assert not (tmp_path / "swarm" / "logs").exists()
+
+
+def test_unreachable_s3_endpoint_for_the_shared_store_is_one_line_and_exit_2(tmp_path: Path):
+    port = free_port()  # nothing listens there
+    env = {**ONE_THREAD, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "s3-secret-9931"}
+    result = subprocess.run(
+        [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--cycles", "1", "--data", str(tmp_path / "n"),
+         "--no-view", "--set", "storage.shared=s3://population/wm", "--set", f"storage.s3_endpoint=http://127.0.0.1:{port}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: storage.s3_endpoint: the shared store at http://127.0.0.1:{port}"), lines
+    assert "s3-secret-9931" not in result.stderr
+    assert not (tmp_path / "n" / "frames").exists()
