@@ -6,6 +6,7 @@ this reads those files through the Store, so the view shows the same facts `cli.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -55,8 +56,9 @@ def node_row(snap: dict[str, Any], name: str, returncode: int | None) -> list[st
     leases = snap.get("leases") or {}
     ended = "" if returncode is None else f"exit {returncode}"
     state = snap.get("state", "starting")
-    if state and "state_seconds" in snap and returncode is None:
-        state = f"{state} {snap['state_seconds']:.0f}s"
+    if state and "state_seconds" in snap and returncode is None:  # the file is a few seconds old
+        seconds = float(snap["state_seconds"]) + max(0.0, time.time() - float(snap.get("updated") or time.time()))
+        state = f"{state} {seconds:.0f}s"
     return [name, state or "starting", str(snap.get("cycle", "")), model_cell(snap, name),
             str(snap.get("frames_stored", "")), "" if loss is None else f"{loss:.4f}",
             str(leases.get("taken", "")), ended or snap.get("finished", "")]
