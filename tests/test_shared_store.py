@@ -141,3 +141,33 @@ def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_stor
     mine = info["contributions"]["cam-s3"]
     assert mine["epochs"] == 1 and mine["updates"] >= 1 and mine["frames"] >= 2 and mine["seconds"] > 0
     assert info["fence"] >= 1 and node.shared.exists(f"{KIND}/wm-0/ckpt-000001.pt")
+
+
+def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_locked(tmp_path, monkeypatch):
+    """The stage passes its own lease check (a stalled writer would), but a newer holder committed
+    while it trained: the store refuses, the stage says so, leaves no file and ends `locked`."""
+    from ptzjepa import models
+    from ptzjepa.events import Events
+    from ptzjepa.stages import world_model as stage
+    from tests.stage_helpers import captured_node
+
+    node = captured_node("run.node=cam", "world_model.epochs=1", "capture.iterations=1", "capture.movements=3",
+                         url=str(tmp_path / "own"))
+    node.shared = Store(str(tmp_path / "shared"))
+    seen: list = []
+    node.events = Events()
+    node.events.subscribe(seen.append)
+    monkeypatch.setattr(stage, "fenced", lambda lease: True)
+
+    def newer_holder_commits(event) -> None:
+        if event.kind == "metric" and not Checkpoints(node.shared, KIND).versions("wm-0"):
+            Checkpoints(node.shared, KIND).save("wm-0", _state(5.0), {"by": "newer"}, fence=10**6)
+
+    node.events.subscribe(newer_holder_commits)
+    assert stage.train_world_model(node) == "locked"
+    refused = [e for e in seen if e.kind == "commit_refused"]
+    assert len(refused) == 1 and "10000" in refused[0].data["reason"]
+    assert any(e.kind == "warning" and "refused by the store" in e.data["message"] for e in seen)
+    assert models.world_models(node).versions("wm-0") == [1]
+    assert models.world_models(node).current("wm-0")["by"] == "newer"
+    assert [f for f in _all_files(node.shared) if "tmp" in f] == []
