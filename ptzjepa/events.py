@@ -18,7 +18,9 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     reward [value, action]                       the real reward of a navigate move
     dreams_stored [set, chunk, dreams, done, total]
     model_saved [kind, name, version, path, loss]   after every epoch of a training stage
-    lock [resource, status]
+    lock [resource, status]                      status: free, or who holds it, how long, token
+    commit_refused [model, token, reason]        the shared store refused a commit (fencing)
+    balance [stage, model, allowed_updates, status]   balancing bounds or skips this node's training
     disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
 
@@ -40,7 +42,8 @@ log = logging.getLogger("ptzjepa")
 
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
 # DEBUG, so that the default logs above the live view stay quiet.
-_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning"}
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning", "commit_refused",
+               "balance"}
 
 
 @attrs.frozen
