@@ -171,3 +171,17 @@ def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_l
     assert models.world_models(node).versions("wm-0") == [1]
     assert models.world_models(node).current("wm-0")["by"] == "newer"
     assert [f for f in _all_files(node.shared) if "tmp" in f] == []
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["storage.shared=gs://bucket/models", "locks.kind=redis"], "storage.shared: expected a URL the shared models"),
+    (["storage.shared=s3://bucket/models"], "locks.kind: expected redis with storage.shared on s3://"),
+    (["storage.shared=sftp://ptz:hunter2@host/models", "locks.kind=redis"], "storage.shared: expected no password"),
+])
+def test_a_shared_store_setting_that_cannot_work_is_refused_at_load_in_one_line(overrides, expected):
+    from ptzjepa.config_loading import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("tiny", overrides)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message and "hunter2" not in message
