@@ -20,7 +20,11 @@ KIND = "world_models"
 
 
 def shared_store(url: str, endpoint: str = "") -> Store:
-    return Store(url, **({"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}))
+    """The shared store; for S3, the test server's endpoint and its (any) keys, passed here as the
+    fork server's environment predates the S3 fixture's."""
+    if not endpoint:
+        return Store(url)
+    return Store(url, client_kwargs={"endpoint_url": endpoint}, key="test-key", secret="test-secret")
 
 
 def contend(redis_url: str, shared_url: str, node: str, names: list[str], seconds: float, out: str) -> None:

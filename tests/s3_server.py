@@ -25,7 +25,9 @@ def s3_server() -> Iterator[str]:
         endpoint = f"http://{host}:{port}"
         import s3fs
 
-        s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True).mkdir(BUCKET)
+        # moto's backend is per process: a second server here already has the bucket
+        s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True).makedirs(
+            BUCKET, exist_ok=True)
         yield endpoint
     finally:
         server.stop()

@@ -24,8 +24,11 @@ from tests.redis_server import redis_server
 from tests.s3_server import BUCKET, s3_server
 
 KIND = workers.KIND
-# fork: the children start with torch already imported (seconds saved per process on a busy box)
-FORK = multiprocessing.get_context("fork")
+# Children come from a fork server that has imported torch once (seconds saved per process on a
+# busy box) and, unlike this process, runs no threads (moto's, fsspec's) that a fork could catch
+# holding a lock.
+FORK = multiprocessing.get_context("forkserver")
+FORK.set_forkserver_preload(["torch", "redis", "s3fs", "tests.fencing_workers"])
 
 
 @pytest.fixture
