@@ -82,19 +82,9 @@ class Locker(Protocol):
         """Who holds the resource, since when (epoch seconds) and under which token; None if free."""
         ...
 
-    def advance(self, resource: str, at_least: int) -> None:
-        """Make the resource's next fencing token greater than `at_least` (a token the store has
-        already seen: after Redis lost its counter, say), so that the next grant can commit."""
-        ...
-
 
 _POLL_S = 0.2
 HISTORY_LEN = 200
-# Raise a fencing counter to at least ARGV[1], atomically (never lowers it).
-_ADVANCE = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return redis.call('GET', KEYS[1])
-"""
 
 
 def _parse_holder(text: str) -> dict:
@@ -182,44 +172,20 @@ class LocalLocker:
 
         return Lease(resource, token, lambda: True, release, 3600)
 
-    def advance(self, resource: str, at_least: int) -> None:
-        if self.store.is_local:
-            path = self._path(resource)
-            fd = self._try_flock(path)
-            if fd is None:
-                return  # held: its holder's grant comes first; the next caller advances it
-            try:
-                if self._read_token(path + ".fence") < at_least:
-                    self._write_token(path + ".fence", at_least)
-            finally:
-                self._unflock(fd)
-            return
-        key = self._key(resource)
-        with self._memory_guard:
-            self._memory_tokens[key] = max(self._memory_tokens.get(key, 0), at_least)
-
     @staticmethod
-    def _read_token(path: str) -> int:
-        try:
-            with open(path) as handle:
-                return int(handle.read().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    @staticmethod
-    def _write_token(path: str, token: int) -> None:
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "w") as handle:
-            handle.write(str(token))
-        os.replace(tmp, path)
-
-    @classmethod
-    def _next_token(cls, path: str) -> int:
+    def _next_token(path: str) -> int:
         """The resource's fencing token, one more than the last grant's, kept beside its lock file
         so that it grows across processes and restarts (the store's fence compares them)."""
-        token = cls._read_token(path) + 1
-        cls._write_token(path, token)
-        return token
+        try:
+            with open(path) as handle:
+                last = int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            last = 0
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "w") as handle:
+            handle.write(str(last + 1))
+        os.replace(tmp, path)
+        return last + 1
 
     @staticmethod
     def _try_flock(path: str) -> int | None:
@@ -265,9 +231,6 @@ class RedisLocker:
         if value is None or not self.client.exists(self._lock_name(resource)):
             return None
         return _parse_holder(value.decode())
-
-    def advance(self, resource: str, at_least: int) -> None:
-        self.client.eval(_ADVANCE, 1, f"{self.prefix}:fence:{resource}", at_least)
 
     def history(self, resource: str) -> list[dict]:
         """The resource's recent grants and releases, oldest first (see `_record`)."""

@@ -47,7 +47,7 @@ def lease_world_model(node, store: Checkpoints) -> tuple[str, Lease | None] | No
     balance = node.config.world_model.balance
     yielded = False
     for name in order(node, store):
-        lease = _acquire_above_store(locker, store, name)
+        lease = locker.acquire(f"{WORLD_MODELS}/{name}")
         if lease is None:
             continue
         if balance and allowance(node, store, name) == 0:
@@ -56,23 +56,6 @@ def lease_world_model(node, store: Checkpoints) -> tuple[str, Lease | None] | No
             continue
         return name, lease
     return (YIELDED, None) if yielded else None
-
-
-def _acquire_above_store(locker, store: Checkpoints, name: str) -> Lease | None:
-    """A lease whose token is not below the one the model's newest version was committed under.
-    Lower happens when the lock's counter was lost (a Redis restarted without persistence, a
-    fresh .locks folder): such a lease could never commit, so the counter is raised past the
-    store's token and the lease taken again."""
-    resource = f"{WORLD_MODELS}/{name}"
-    lease = locker.acquire(resource)
-    if lease is None:
-        return None
-    committed = int((store.current(name) or {}).get("fence") or 0)
-    if lease.token >= committed:
-        return lease
-    lease.release()
-    locker.advance(resource, committed)
-    return locker.acquire(resource)
 
 
 def allowance(node, store: Checkpoints, name: str) -> int | None:

@@ -157,22 +157,3 @@ def test_a_holder_killed_mid_write_frees_the_model_in_time_and_leaves_no_visible
     for file in shared.list(f"{KIND}/wm-0", ".pt"):
         torch.load(io.BytesIO(shared.read_bytes(f"{KIND}/wm-0/{file}")), weights_only=True)
     assert ckpts.load("wm-0")[1]["version"] == version
-
-
-@pytest.mark.parametrize("kind", ["redis", "local"])
-def test_a_lock_counter_that_restarted_below_the_store_is_raised_past_it(kind, redis_url, tmp_path):
-    """Redis restarted without persistence (or a fresh .locks folder) starts its tokens at 1, below
-    the token the store already holds; a lease that low could never commit, so the node raises the
-    counter past it and takes the lease again."""
-    from ptzjepa import model_choice
-    from ptzjepa.config_loading import load_config
-    from ptzjepa.node import Node
-
-    shared = Store(str(tmp_path / "shared"))
-    Checkpoints(shared, KIND).save("wm-0", {"w": torch.zeros(1)}, {}, fence=50)
-    overrides = [f"locks.redis_url={redis_url}", "locks.kind=redis"] if kind == "redis" else []
-    node = Node(config=load_config("tiny", overrides), store=Store(str(tmp_path / "own")), shared=shared, name="n")
-    name, lease = model_choice.lease_world_model(node, Checkpoints(shared, KIND))
-    assert name == "wm-0" and lease.token == 51
-    Checkpoints(shared, KIND).save("wm-0", {"w": torch.ones(1)}, {}, fence=lease.token)
-    lease.release()
