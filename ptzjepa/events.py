@@ -18,8 +18,7 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     reward [value, action]                       the real reward of a navigate move
     dreams_stored [set, chunk, dreams, done, total]
     model_saved [kind, name, version, path, loss]   after every epoch of a training stage
-    lock [resource, status, acquire_s]           status: free, or who holds it, how long, token;
-                                                 acquire_s: how long taking this node's lease took
+    lock [resource, status]                      status: free, or who holds it, how long, token
     commit_refused [model, token, reason]        the shared store refused a commit (fencing)
     balance [stage, model, allowed_updates, status]   balancing bounds or skips this node's training
     disk [bytes, frames]                         after every stage, once storage limits are applied

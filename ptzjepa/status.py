@@ -24,8 +24,6 @@ COVERAGE_PAN_BINS = 36
 COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
 _RECENT_REWARDS = 5
-_LEASE_SAMPLES = 1000
-LOCK_WAIT_STATE = "waiting_for_lock"
 
 
 class NodeStatus:
@@ -57,9 +55,6 @@ class NodeStatus:
         self.dream_set: dict[str, Any] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, str] = {}
-        # for swarm measurements: seconds to take each lease, seconds of each wait for one
-        self.leases: dict[str, Any] = {"acquire_s": deque(maxlen=_LEASE_SAMPLES),
-                                       "wait_s": deque(maxlen=_LEASE_SAMPLES), "refused": 0}
         self.disk_bytes = 0
         self.warnings: deque[str] = deque(maxlen=5)
         self.outcomes: deque[str] = deque(maxlen=8)
@@ -96,8 +91,6 @@ class NodeStatus:
 
     def _on_state_left(self, e: Event) -> None:
         self.outcomes.append(f"{e.data['state']}→{e.data['outcome']}")
-        if e.data["state"] == LOCK_WAIT_STATE and "seconds" in e.data:
-            self.leases["wait_s"].append(float(e.data["seconds"]))
 
     def _on_transition(self, e: Event) -> None:
         self._enter(e.data["dest"], int(e.data.get("cycle", self.cycle)), e.time)
@@ -138,11 +131,6 @@ class NodeStatus:
 
     def _on_lock(self, e: Event) -> None:
         self.locks[e.data["resource"]] = e.data["status"]
-        if "acquire_s" in e.data:
-            self.leases["acquire_s"].append(float(e.data["acquire_s"]))
-
-    def _on_commit_refused(self, e: Event) -> None:
-        self.leases["refused"] += 1
 
     def _on_disk(self, e: Event) -> None:
         self.disk_bytes = int(e.data["bytes"])
@@ -199,8 +187,6 @@ class NodeStatus:
                 "dreams": {"made": self.dreams_made, **self.dream_set},
                 "models": {k: dict(v) for k, v in self.models.items()},
                 "locks": dict(self.locks),
-                "leases": {"acquire_s": list(self.leases["acquire_s"]), "wait_s": list(self.leases["wait_s"]),
-                           "refused": self.leases["refused"]},
                 "disk_bytes": self.disk_bytes,
                 "warnings": list(self.warnings),
                 "outcomes": list(self.outcomes),
@@ -224,10 +210,6 @@ class NodeStatus:
             self.models.update(snap.get("models") or {})
             self.last_metrics.update(snap.get("last_metrics") or {})
             self.disk_bytes = int(snap.get("disk_bytes") or 0)
-            leases = snap.get("leases") or {}
-            for key in ("acquire_s", "wait_s"):
-                self.leases[key].extend(map(float, leases.get(key) or []))
-            self.leases["refused"] = int(leases.get("refused") or 0)
 
 
 class StatusWriter:

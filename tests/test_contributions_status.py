@@ -41,20 +41,3 @@ def test_status_lists_contributions_per_model_and_node_from_the_shared_store(tmp
     assert app.status(own.url, as_json=False) == 0
     text = capsys.readouterr().out
     assert "shared world models" in text and "cam-a" in text and "80%" in text  # cam-a's 40 of 50 updates
-
-
-def test_the_status_snapshot_keeps_lease_acquire_times_waits_and_refusals():
-    from ptzjepa.events import Event
-    from ptzjepa.status import NodeStatus
-
-    status = NodeStatus()
-    status(Event("lock", 0.0, {"resource": "world_models/wm-0", "status": "held by a (token 3)", "acquire_s": 0.004}))
-    status(Event("lock", 0.0, {"resource": "world_models/wm-1", "status": "held by b for 2 s (token 9)"}))
-    status(Event("state_left", 0.0, {"state": "waiting_for_lock", "outcome": "free", "seconds": 2.5}))
-    status(Event("state_left", 0.0, {"state": "dream", "outcome": "done", "seconds": 9.0}))
-    status(Event("commit_refused", 0.0, {"model": "wm-0", "token": 3, "reason": "newer token"}))
-    leases = status.snapshot()["leases"]
-    assert leases == {"acquire_s": [0.004], "wait_s": [2.5], "refused": 1}
-    resumed = NodeStatus()
-    resumed.restore(status.snapshot())
-    assert resumed.snapshot()["leases"] == leases

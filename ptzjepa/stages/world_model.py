@@ -42,9 +42,7 @@ def _train(node: Node, mode: str, stage: str) -> str:
         if records:  # none at all is the ordinary start: the machine routes to capture
             node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
-    asked = time.monotonic()
     leased = models.lease_world_model(node)
-    acquire_s = round(time.monotonic() - asked, 4)
     if leased is None:
         return "locked"
     name, lease = leased
@@ -52,8 +50,7 @@ def _train(node: Node, mode: str, stage: str) -> str:
         node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
         return "done"
     resource = f"{models.WORLD_MODELS}/{name}"
-    node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})",
-                     acquire_s=acquire_s)
+    node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
         return _train_leased(node, mode, stage, name, lease, records)
     finally:
