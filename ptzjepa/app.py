@@ -24,6 +24,8 @@ from ptzjepa.shared_store import open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
 from ptzjepa.store import Store
 from ptzjepa.swarm import SwarmPlan
+from ptzjepa import contributions
+from ptzjepa.contributions_view import contributions_table
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
@@ -170,8 +172,28 @@ def status(data: str, as_json: bool) -> int:
     snap["frames_stored"] = FrameStore(store).count()
     snap["disk_bytes"] = store.disk_usage()
     snap["data"] = shown
+    snap["shared"] = _shared_summary(store)
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:
-        Console().print(render(snap))
+        console = Console()
+        console.print(render(snap))
+        if snap["shared"].get("models"):
+            console.print(contributions_table(snap["shared"]))
     return 0
+
+
+def _shared_summary(store: Store) -> dict[str, Any]:
+    """Contributions to the shared models, from the store named in the node's config snapshot
+    (its own store when no other is set); {"error": ...} when that store cannot be read."""
+    from ptzjepa.checkpoints import Checkpoints
+    from ptzjepa.config_loading import config_from_dict
+
+    saved = store.read_json(CONFIG_SNAPSHOT, default=None)
+    try:
+        storage = config_from_dict(saved if isinstance(saved, dict) else {}, CONFIG_SNAPSHOT).storage
+        shared = open_shared(storage, store, create=False)
+        found = contributions.summary(Checkpoints(shared, WORLD_MODELS), shared)
+    except Exception as exc:  # status reports what it can: the node's own facts still print
+        return {"error": f"shared store: {exc}"}
+    return {"url": redact_url(storage.shared_url()), **found}

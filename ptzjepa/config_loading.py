@@ -139,6 +139,9 @@ def _url_problems(config: Config) -> list[str]:
     if scheme not in SHARED_SCHEMES:
         found.append(f"storage.shared: expected a URL the shared models can be committed to with a create-only "
                      f"write ({', '.join(s + '://' for s in SHARED_SCHEMES)} or a folder), got {redact_url(shared)}")
+    elif scheme not in ("file", "local", "memory") and config.locks.kind != "redis":
+        found.append(f"locks.kind: expected redis with storage.shared on {scheme}:// (a local lock does not "
+                     f"reach the other nodes sharing it), got {config.locks.kind}")
     return found
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ptzjepa.checkpoints import Checkpoints
 from ptzjepa.store import Store
 
 FIELDS = ("updates", "frames", "epochs", "seconds")
@@ -71,3 +72,28 @@ def dreams_by_node(shared: Store) -> dict[str, dict[str, int]]:
             if isinstance(data, dict):
                 out[file[len("dreams-"):-len(".json")]] = {str(k): int(v) for k, v in data.items()}
     return out
+
+
+def summary(models: Checkpoints, shared: Store) -> dict[str, Any]:
+    """What every node has contributed to every shared model, for `cli.py status`: per model its
+    newest version, fencing token and per-node contributions (dreams included); per node its
+    totals over the population."""
+    dreams = dreams_by_node(shared)
+    per_model: dict[str, Any] = {}
+    totals: dict[str, dict[str, float]] = {}
+    names = set(models.names()) | {m for counts in dreams.values() for m in counts}
+    for name in sorted(names):
+        current = models.current(name) or {}
+        table = normalised(current.get("contributions"))
+        for node, counts in dreams.items():
+            if name in counts:
+                table.setdefault(node, {f: 0 for f in FIELDS})
+        for node, record in table.items():
+            record["dreams"] = dreams.get(node, {}).get(name, 0)
+            total = totals.setdefault(node, {f: 0 for f in (*FIELDS, "dreams")})
+            for field, value in record.items():
+                total[field] = round(total[field] + value, 3)
+        per_model[name] = {"version": current.get("version"), "fence": current.get("fence"),
+                           "epochs_trained": current.get("epochs_trained"), "last_loss": current.get("last_loss"),
+                           "contributions": table}
+    return {"models": per_model, "nodes": totals}

@@ -328,9 +328,10 @@ class RedisLocker:
 
         def release() -> None:
             if lock.owned():
+                # recorded while still held, so the history's spans never overlap the next grant's
+                self._record(resource, "released", token)
                 self.client.delete(f"{self.prefix}:holder:{resource}")
                 lock.release()
-                self._record(resource, "released", token)
 
         lease = Lease(resource, token, renew, release, self.lease_s / 3)
         lease.newest_token = lambda: int(self.client.get(f"{self.prefix}:fence:{resource}") or 0)  # type: ignore[attr-defined]

@@ -128,9 +128,9 @@ class Store:
 
     def create_bytes(self, rel: str, data: bytes) -> bool:
         """Write a whole file only if no file has that name yet: False, and nothing written, if one
-        has. The store itself decides (an exclusive link on local disk, SFTP's non-overwriting
-        rename, S3's `If-None-Match: *`), so two writers racing for one name never both win: the
-        commit step of fenced checkpoints (docs/distributed.md)."""
+        has. On local disk, SFTP, S3 and memory the store itself decides (an exclusive link, SFTP's
+        non-overwriting rename, S3's `If-None-Match: *`), so two writers racing for one name never
+        both win: the commit step of fenced checkpoints (docs/distributed.md)."""
         final = self.path(rel)
         parent = posixpath.dirname(final)
         self.fs.makedirs(parent, exist_ok=True)
@@ -143,8 +143,12 @@ class Store:
         if self.protocol in ("s3", "s3a"):
             return _s3_create(self.fs, final, data)
         if not (self.is_local or self.protocol in ("ssh", "sftp")):
-            raise StoreError(f"{self.url}: {self.protocol}:// has no create-only write (use a local folder, "
-                             "sftp:// or s3://)")
+            # No create-only write known for this store: check, then write. Not exclusive, which is
+            # why storage.shared (where several writers meet) is refused on such stores at load.
+            if self.fs.exists(final):
+                return False
+            self.write_bytes(rel, data)
+            return True
         tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{uuid.uuid4().hex}")
         try:
             if self.is_local:
