@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ptzjepa.redis_server import RedisServer  # noqa: E402
 from ptzjepa.status import STATUS_FILE  # noqa: E402
-from ptzjepa.swarm import SHARED_DIR, Swarm, SwarmPlan, has_shared_store  # noqa: E402
+from ptzjepa.swarm import SHARED_DIR, Swarm, SwarmPlan  # noqa: E402
 
 NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -155,8 +155,6 @@ def main() -> None:
     if args.quick:
         args.cycles, args.iterations = 1, "4,2,1"
         args.set = ["world_model.epochs=1", "agent.epochs=1", *args.set]
-    if not args.scale and not has_shared_store():
-        raise SystemExit("this version has no storage.shared: the nodes would not share their models")
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         root = Path(args.data) if args.data else Path(tmp)
         (scale if args.scale else heterogeneous)(args, root)

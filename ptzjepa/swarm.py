@@ -2,7 +2,7 @@
 
 Each node is a `cli.py run` subprocess, exactly as a real node runs, with its own data folder
 (DIR/node-<i>), its own scene (sim.seed and capture.seed = i), its own settings (--node-set),
-the swarm's Redis and, where the settings have it, the shared store DIR/shared. Without --redis
+the swarm's Redis and the shared store DIR/shared (storage.shared). Without --redis
 the swarm serves DIR/redis with a local redis-server whose append-only file keeps the fencing
 token counters, so a stopped swarm started again never grants a token older than one it granted.
 
@@ -24,7 +24,6 @@ from typing import IO, Any
 
 import attrs
 
-from ptzjepa.config import StorageConfig
 from ptzjepa.redis_server import RedisServer
 
 CLI = Path(__file__).resolve().parent.parent / "cli.py"
@@ -70,17 +69,11 @@ def parse_node_sets(items: list[str], nodes: int) -> dict[int, list[str]]:
     return found
 
 
-def has_shared_store() -> bool:
-    """Whether this version's settings have `storage.shared` (issue 12's shared store)."""
-    return "shared" in attrs.fields_dict(StorageConfig)
-
-
 def node_overrides(plan: SwarmPlan, i: int, redis_url: str) -> list[str]:
     """Node i's settings over the profile, in the order `cli.py run` applies them (later wins)."""
     sets = [f"storage.data={plan.node_dir(i)}", "camera.kind=sim", f"run.node=node-{i}", "locks.kind=redis",
-            f"locks.redis_url={redis_url}", f"sim.seed={i}", f"capture.seed={i}"]
-    if has_shared_store():
-        sets.append(f"storage.shared={plan.data / SHARED_DIR}")
+            f"locks.redis_url={redis_url}", f"sim.seed={i}", f"capture.seed={i}",
+            f"storage.shared={plan.data / SHARED_DIR}"]
     return sets + plan.sets + plan.node_sets.get(i, [])
 
 
@@ -119,7 +112,7 @@ class NodeProcess:
     def returncode(self) -> int | None:
         return self.proc.poll()
 
-    def signal(self, signum: int) -> None:
+    def send(self, signum: int) -> None:
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signum)
@@ -182,14 +175,14 @@ class Swarm:
             if self.stop.is_set() and not forwarded:
                 forwarded = now
                 for node in self.nodes:
-                    node.signal(signal.SIGINT)
+                    node.send(signal.SIGINT)
             if forwarded and not forced and (self.force.is_set() or now - forwarded > STOP_GRACE_S):
                 forced = now  # a second SIGINT makes a node's run stop at once (KeyboardInterrupt)
                 for node in self.nodes:
-                    node.signal(signal.SIGINT)
+                    node.send(signal.SIGINT)
             if forced and now - forced > FORCE_GRACE_S:
                 for node in self.nodes:
-                    node.signal(signal.SIGKILL)
+                    node.send(signal.SIGKILL)
             if self.on_tick is not None:
                 self.on_tick(self)
             time.sleep(self.tick_s)
@@ -199,7 +192,7 @@ class Swarm:
     def _shutdown(self) -> None:
         for node in self.nodes:  # only when the swarm itself failed: its nodes must not outlive it
             if node.returncode is None:
-                node.signal(signal.SIGKILL)
+                node.send(signal.SIGKILL)
                 node.proc.wait()
             node.close()
         if self.redis is not None:
