@@ -105,7 +105,8 @@ def test_unreachable_s3_endpoint_for_the_shared_store_is_one_line_and_exit_2(tmp
     env = {**ONE_THREAD, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "s3-secret-9931"}
     result = subprocess.run(
         [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--cycles", "1", "--data", str(tmp_path / "n"),
-         "--no-view", "--set", "storage.shared=s3://population/wm", "--set", f"storage.s3_endpoint=http://127.0.0.1:{port}"],
+         "--no-view", "--set", "storage.shared=s3://population/wm", "--set", f"storage.s3_endpoint=http://127.0.0.1:{port}",
+         "--set", "locks.kind=redis", "--set", f"locks.redis_url=redis://127.0.0.1:{port}/0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
