@@ -15,10 +15,8 @@ import random
 import zlib
 
 from ptzjepa import contributions
-from ptzjepa.checkpoints import Checkpoints
+from ptzjepa.checkpoints import WORLD_MODELS, Checkpoints
 from ptzjepa.locks import Lease
-
-WORLD_MODELS = "world_models"
 YIELDED = "yielded"
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import torch
 
-from ptzjepa import contributions, model_choice, models
+from ptzjepa import contributions, model_choice, model_store
 from ptzjepa.config_loading import load_config
 from ptzjepa.events import Events
 from ptzjepa.locks import LocalLocker
@@ -27,11 +27,11 @@ def _node(*overrides: str, name: str = "cam", cycle: int = 0, store: Store | Non
 def _contributed(node: Node, model: str, **updates: int) -> None:
     """A committed version of `model` whose metadata says who contributed how many updates."""
     table = {n: {"updates": u, "frames": u, "epochs": 1, "seconds": 1.0} for n, u in updates.items()}
-    models.world_models(node).save(model, {"w": torch.zeros(1)}, {"contributions": table})
+    model_store.world_models(node).save(model, {"w": torch.zeros(1)}, {"contributions": table})
 
 
 def test_rotate_moves_each_node_through_the_population_cycle_by_cycle():
-    orders = [model_choice.order(_node(cycle=c), models.world_models(_node())) for c in range(3)]
+    orders = [model_choice.order(_node(cycle=c), model_store.world_models(_node())) for c in range(3)]
     assert [o[0] for o in orders] == [orders[0][c % 3] for c in range(3)] and len({o[0] for o in orders}) == 3
     assert all(sorted(o) == ["wm-0", "wm-1", "wm-2"] for o in orders)
 
@@ -40,22 +40,22 @@ def test_least_contributed_puts_the_models_this_node_trained_least_first():
     node = _node("world_model.choose=least_contributed")
     _contributed(node, "wm-0", cam=30, other=1)
     _contributed(node, "wm-1", cam=5, other=90)
-    assert model_choice.order(node, models.world_models(node)) == ["wm-2", "wm-1", "wm-0"]
+    assert model_choice.order(node, model_store.world_models(node)) == ["wm-2", "wm-1", "wm-0"]
 
 
 def test_random_is_a_permutation_drawn_again_the_same_on_resume():
     nodes = [_node("world_model.choose=random", cycle=c) for c in range(6)]
-    orders = [tuple(model_choice.order(n, models.world_models(n))) for n in nodes]
+    orders = [tuple(model_choice.order(n, model_store.world_models(n))) for n in nodes]
     assert all(sorted(o) == ["wm-0", "wm-1", "wm-2"] for o in orders) and len(set(orders)) > 1
     again = _node("world_model.choose=random", cycle=3)
-    assert tuple(model_choice.order(again, models.world_models(again))) == orders[3]
+    assert tuple(model_choice.order(again, model_store.world_models(again))) == orders[3]
 
 
 def test_a_leased_model_is_passed_over_for_a_free_one():
     node = _node()
-    first, *rest = model_choice.order(node, models.world_models(node))
+    first, *rest = model_choice.order(node, model_store.world_models(node))
     held = LocalLocker(node.store, "other").acquire(f"world_models/{first}")
-    name, lease = models.lease_world_model(node)
+    name, lease = model_store.lease_world_model(node)
     assert name == rest[0] and lease is not None
     lease.release()
     held.release()
@@ -73,14 +73,14 @@ def test_balancing_skips_the_models_a_node_is_ahead_on_and_yields_when_it_is_ahe
     node = _node("world_model.balance=true")
     for model in ("wm-0", "wm-1", "wm-2"):
         _contributed(node, model, cam=100, other=10)
-    assert models.lease_world_model(node) == (model_choice.YIELDED, None)
+    assert model_store.lease_world_model(node) == (model_choice.YIELDED, None)
     _contributed(node, "wm-1", cam=10, other=100)
-    name, lease = models.lease_world_model(node)
+    name, lease = model_store.lease_world_model(node)
     assert name == "wm-1"
     lease.release()
     unbalanced = Node(config=load_config("tiny", ["world_model.population=3"]), store=node.store, name="cam")
-    name, lease = models.lease_world_model(unbalanced)  # off by default: the rotation's first model
-    assert name == model_choice.order(unbalanced, models.world_models(unbalanced))[0]
+    name, lease = model_store.lease_world_model(unbalanced)  # off by default: the rotation's first model
+    assert name == model_choice.order(unbalanced, model_store.world_models(unbalanced))[0]
     lease.release()
 
 
@@ -99,20 +99,20 @@ def test_a_balanced_node_trains_only_up_to_the_others_and_then_yields(one_thread
     model's metadata."""
     other = captured_node("run.node=other", "world_model.epochs=1")
     assert train_world_model(other) == "done"
-    per_epoch = models.world_models(other).current("wm-0")["contributions"]["other"]["updates"]
+    per_epoch = model_store.world_models(other).current("wm-0")["contributions"]["other"]["updates"]
     events = Events()
     seen: list = []
     events.subscribe(seen.append)
     config = load_config("tiny", ["world_model.epochs=4", "world_model.patience=4", "world_model.balance=true"])
     cam = Node(config=config, store=other.store, events=events, name="cam", cycle=1)
     assert train_world_model(cam) == "done"
-    table = models.world_models(cam).current("wm-0")["contributions"]
+    table = model_store.world_models(cam).current("wm-0")["contributions"]
     assert per_epoch >= 4 and table["cam"]["epochs"] == 2 and table["cam"]["updates"] == 2 * per_epoch
     assert table["other"]["epochs"] == 1 and table["other"]["frames"] > 0
     assert any(e.kind == "balance" and e.data.get("allowed_updates") == int(per_epoch * 1.25) for e in seen)
-    version = models.world_models(cam).current("wm-0")["version"]
+    version = model_store.world_models(cam).current("wm-0")["version"]
     assert train_world_model(cam) == "done"  # ahead now: yields
-    assert models.world_models(cam).current("wm-0")["version"] == version
+    assert model_store.world_models(cam).current("wm-0")["version"] == version
     assert any(e.kind == "balance" and "not training" in e.data.get("status", "") for e in seen)
 
 

@@ -127,7 +127,7 @@ def test_an_sftp_server_whose_host_key_is_not_known_is_refused(sftp, tmp_path, m
 def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_store(s3_endpoint, tmp_path):
     """A world model trained with storage.shared on S3: the checkpoints and their contributions
     are in the bucket, the frames and the rest in the node's own folder."""
-    from ptzjepa import models
+    from ptzjepa import model_store
     from ptzjepa.stages.world_model import train_world_model
     from tests.stage_helpers import captured_node
 
@@ -137,7 +137,7 @@ def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_stor
     node.shared = open_shared(StorageConfig(shared=f"s3://{BUCKET}/{prefix}", s3_endpoint=s3_endpoint))
     assert train_world_model(node) == "done"
     assert not (Path(tmp_path / "own") / KIND).exists()
-    info = models.world_models(node).current("wm-0")
+    info = model_store.world_models(node).current("wm-0")
     mine = info["contributions"]["cam-s3"]
     assert mine["epochs"] == 1 and mine["updates"] >= 1 and mine["frames"] >= 2 and mine["seconds"] > 0
     assert info["fence"] >= 1 and node.shared.exists(f"{KIND}/wm-0/ckpt-000001.pt")
@@ -146,7 +146,7 @@ def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_stor
 def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_locked(tmp_path, monkeypatch):
     """The stage passes its own lease check (a stalled writer would), but a newer holder committed
     while it trained: the store refuses, the stage says so, leaves no file and ends `locked`."""
-    from ptzjepa import models
+    from ptzjepa import model_store
     from ptzjepa.events import Events
     from ptzjepa.stages import world_model as stage
     from tests.stage_helpers import captured_node
@@ -168,8 +168,8 @@ def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_l
     refused = [e for e in seen if e.kind == "commit_refused"]
     assert len(refused) == 1 and "10000" in refused[0].data["reason"]
     assert any(e.kind == "warning" and "refused by the store" in e.data["message"] for e in seen)
-    assert models.world_models(node).versions("wm-0") == [1]
-    assert models.world_models(node).current("wm-0")["by"] == "newer"
+    assert model_store.world_models(node).versions("wm-0") == [1]
+    assert model_store.world_models(node).current("wm-0")["by"] == "newer"
     assert [f for f in _all_files(node.shared) if "tmp" in f] == []
 
 

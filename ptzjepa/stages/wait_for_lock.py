@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.locks import LockerUnavailable
 from ptzjepa.node import Node
 
@@ -37,7 +37,7 @@ def describe(info: dict | None, now: float) -> str:
 
 def wait_for_lock(node: Node) -> str:
     locker = node.locker()
-    resources = [f"{models.WORLD_MODELS}/{n}" for n in models.population_names(node.config)]
+    resources = [f"{model_store.WORLD_MODELS}/{n}" for n in model_store.population_names(node.config)]
     deadline = time.monotonic() + node.config.locks.wait_s
     poll = _FIRST_POLL_S
     jitter = random.Random(f"{node.name}:{node.cycle}")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import time
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.checkpoints import FenceRefused
 from ptzjepa.data import FrameDataset, frame_loader
 from ptzjepa.locks import LockerUnavailable, fenced
 from ptzjepa.node import Node
-from ptzjepa.stages.training import Session
+from ptzjepa.learning.session import Session
 
 STAGE = "train_world_model"
 MIN_FRAMES = 2
@@ -44,7 +44,7 @@ def _train(node: Node, mode: str, stage: str) -> str:
         return "no_data"
     asked = time.monotonic()
     try:
-        leased = models.lease_world_model(node)
+        leased = model_store.lease_world_model(node)
     except LockerUnavailable as exc:  # waiting_for_lock waits for the lock service to come back
         node.events.emit("warning", message=f"{exc}; waiting for it")
         return "locked"
@@ -54,7 +54,7 @@ def _train(node: Node, mode: str, stage: str) -> str:
     if lease is None:  # balancing: this node is ahead on every model it could lease now
         node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
         return "done"
-    resource = f"{models.WORLD_MODELS}/{name}"
+    resource = f"{model_store.WORLD_MODELS}/{name}"
     node.events.emit("lease", resource=resource, token=lease.token, acquire_s=time.monotonic() - asked)
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
@@ -72,11 +72,11 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     loader = frame_loader(dataset, cfg.batch_size, cfg.num_workers, shuffle=True,
                           seed=cfg.seed * 7919 + node.cycle, pin_memory=device.type == "cuda")
     batches_per_epoch = len(loader)
-    model, trainer, meta = models.load_or_new_world_model(node, name, mode, batches_per_epoch, device)
+    model, trainer, meta = model_store.load_or_new_world_model(node, name, mode, batches_per_epoch, device)
     session = Session.from_meta(meta, node.cycle, node.name, stage)
     if session.epochs_done == 0:
         trainer.updates = 0  # a new session: the schedules start over, as each original run did
-    allowed = models.model_choice.allowance(node, models.world_models(node), name)
+    allowed = model_store.model_choice.allowance(node, model_store.world_models(node), name)
     if allowed is not None:
         node.events.emit("balance", stage=stage, model=name, allowed_updates=allowed,
                          status=f"{name}: at most {allowed} more updates from this node (balancing)")
@@ -126,8 +126,8 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
         work = {"updates": trainer.updates - updates_before, "frames": images_seen, "seconds": elapsed}
         stage_updates += int(work["updates"])
         try:
-            meta = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
-                                           fence=lease.token, base=meta or {}, work=work)
+            meta = model_store.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
+                                                fence=lease.token, base=meta or {}, work=work)
         except FenceRefused as exc:
             node.events.emit("warning", message=f"commit refused by the store: {exc}; its epoch is dropped")
             node.events.emit("commit_refused", model=name, token=lease.token, reason=str(exc))
