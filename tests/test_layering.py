@@ -25,16 +25,20 @@ from tests.conftest import REPO
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.waggle", "ptzjepa.legacy", "ptzjepa.contributions_view",
+             # the swarm: node processes, their Redis and the combined view
+             "ptzjepa.swarm", "ptzjepa.swarm_view",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
              "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
     ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
-    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store"]),
+    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
+                    "ptzjepa.preflight"]),
     ("settings", ["ptzjepa.config_loading", "ptzjepa.config"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
-               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "sim", "sim.*"]),
+               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "ptzjepa.redis_server",
+               "sim", "sim.*"]),
     ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
 ]
 
