@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptzjepa.config_loading import ConfigError
     from ptzjepa.machine import MachineError
     from ptzjepa.runlock import RunLockedError
+    from ptzjepa.status import NothingStoredError
 
     try:
         if args.command == "run":
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, _Usage) as exc:
+    except (ConfigError, MachineError, RunLockedError, NothingStoredError, _Usage) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

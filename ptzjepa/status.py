@@ -26,6 +26,10 @@ _SERIES_LEN = 120
 _RECENT_REWARDS = 5
 
 
+class NothingStoredError(ValueError):
+    """`cli.py status` was pointed at a folder where no run has stored anything."""
+
+
 class NodeStatus:
     """Aggregates events into a snapshot. Thread-safe: the view reads while stages emit."""
 

@@ -228,19 +228,35 @@ def _states_row(snap: dict[str, Any], compact: bool = False) -> tuple[list[Text]
 
 
 def _summary(snap: dict[str, Any]) -> Text:
+    run = snap.get("run") or {}  # only `cli.py status` knows whether the run is still alive
+    dead = run.get("alive") is False
     text = Text()
     text.append("cycle ", style="dim")
     text.append(str(snap.get("cycle", 0)), style="bold")
     text.append(" · ", style="dim")
     text.append(str(snap.get("state", "") or "—"), style="bold")
-    text.append(f" for {_duration(snap.get('state_seconds', 0))}")
-    if snap.get("run_seconds"):
+    if not dead:  # a dead run's time in its state stopped counting when it died
+        text.append(f" for {_duration(snap.get('state_seconds', 0))}")
+    if dead:
+        text.append(" · ", style="dim")
+        text.append("not running", style="bold red")
+        if isinstance(run.get("last_seen"), (int, float)):
+            text.append(f", last seen {_duration(max(0.0, time.time() - run['last_seen']))} ago "
+                        f"({_when(run['last_seen'])})")
+    elif snap.get("run_seconds"):
         text.append(" · ", style="dim")
         text.append(f"running {_duration(snap['run_seconds'])}")
     if snap.get("finished"):
         text.append(" · ", style="dim")
         text.append(f"finished: {snap['finished']}", style="bold yellow")
     return text
+
+
+def _when(stamp: float) -> str:
+    """A UTC time of day, with the date when it was not today."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(stamp))
+    clock = time.strftime("%H:%M:%S UTC", time.gmtime(stamp))
+    return clock if day == time.strftime("%Y-%m-%d", time.gmtime()) else f"{day} {clock}"
 
 
 def _facts(snap: dict[str, Any], brief: bool = False) -> Table:
