@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -105,9 +106,16 @@ def use_threads(threads: int) -> None:
 
 
 def _install_stop_handlers(stop: threading.Event):
-    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it."""
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it.
+
+    Only this process answers: forked children (data-loader workers) inherit the handler and get
+    the terminal's Ctrl-C too, but they stop when the main process ends them, and must not each
+    print the stopping line."""
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            return
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
