@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             return app.status(args.data, args.json)
         return _machines(args)
     except (ConfigError, MachineError, RunLockedError, NothingStoredError, _Usage) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ptzjepa.logs import scrub
+
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.events import Event
+from ptzjepa.logs import scrub_data
 from ptzjepa.store import Store
 
 STATUS_FILE = "state/status.json"
@@ -232,4 +233,4 @@ class StatusWriter:
 
     def flush(self) -> None:
         self._last = time.time()
-        self.store.write_json(STATUS_FILE, self.status.snapshot())
+        self.store.write_json(STATUS_FILE, scrub_data(self.status.snapshot()))
