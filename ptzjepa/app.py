@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from ptzjepa.config import Config
-from ptzjepa.config_loading import config_to_dict
+from ptzjepa.config_loading import config_notes, config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
@@ -66,6 +66,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
         )
+        for note in config_notes(config):
+            node.events.emit("warning", message=note)
         restore = _install_stop_handlers(node.stop)
         try:
             if console is not None:
