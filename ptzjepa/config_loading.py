@@ -10,6 +10,7 @@ too, from the environment or a file, never from a profile or a URL.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -137,7 +138,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     try:
         config = _converter.structure(data, Config)
     except cattrs.ForbiddenExtraKeysError as exc:
-        raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
+        raise ConfigError(f"{source}: {unknown_key(exc, '')}") from None
     except BaseExceptionGroup as exc:
         raise ConfigError(describe_structure_error(exc, source)) from None
     except (TypeError, ValueError) as exc:
@@ -233,6 +234,17 @@ def _limits_problems(config: Config) -> list[str]:
     return found
 
 
+def unknown_key(exc: cattrs.ForbiddenExtraKeysError, where: str) -> str:
+    """`unknown key 'a.b' (did you mean 'a.c'?)`: the closest of the keys that class takes."""
+    name = sorted(exc.extra_fields)[0]
+    key = f"{where}.{name}" if where else name
+    known = [field.name for field in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        return f"unknown key {key!r}"
+    return f"unknown key {key!r} (did you mean {(f'{where}.{close[0]}' if where else close[0])!r}?)"
+
+
 def describe_structure_error(exc: BaseException, source: str) -> str:
     """One line naming the first bad key of a cattrs structuring error, e.g. `capture.iterations: ...`."""
     path: list[str] = []
@@ -244,9 +256,7 @@ def describe_structure_error(exc: BaseException, source: str) -> str:
         exc = sub
     where = "".join(path).lstrip(".")
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        name = sorted(exc.extra_fields)[0]
-        key = f"{where}.{name}" if where else name
-        return f"{source}: unknown key {key!r}"
+        return f"{source}: {unknown_key(exc, where)}"
     if isinstance(exc, KeyError):
         return f"{source}: {where or 'config'}: missing required key {exc.args[0]!r}"
     message = str(exc)
