@@ -19,6 +19,7 @@ import numpy as np
 
 from ptzjepa.camera.base import PTZ, CameraError, Frame, PTZLimits, utc_now
 from sim.dynamics import SceneDynamics
+from sim.field_of_view import on_sphere
 from sim.panorama import PanoramaRenderer, View
 from sim.scenes import make_scene
 
@@ -67,8 +68,9 @@ class SimCamera:
         self._lock = threading.Lock()
 
     @staticmethod
-    def load_panorama(path: str | Path) -> np.ndarray:
-        """An equirectangular image file as RGB uint8, or a one-line error naming the file."""
+    def load_panorama(path: str | Path, hfov_deg: float = 0.0, vfov_deg: float = 0.0) -> np.ndarray:
+        """An equirectangular image file as RGB uint8, or a one-line error naming the file; one
+        covering less than the whole sphere (hfov/vfov, sim/field_of_view.py) is placed on it."""
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"panorama {p}: no such file")
@@ -77,7 +79,7 @@ class SimCamera:
             raise ValueError(f"panorama {p}: not a readable image (expected PNG, JPEG, ...)")
         if image.shape[0] < 2 or image.shape[1] < 4:
             raise ValueError(f"panorama {p}: too small ({image.shape[1]}x{image.shape[0]})")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return on_sphere(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), hfov_deg, vfov_deg)
 
     @property
     def limits(self) -> PTZLimits:

@@ -14,7 +14,7 @@ def open_camera(config: Config) -> PTZCamera:
         from sim.camera import SimCamera
 
         s = config.sim
-        panorama = SimCamera.load_panorama(s.panorama) if s.panorama else None
+        panorama = SimCamera.load_panorama(s.panorama, s.panorama_hfov, s.panorama_vfov) if s.panorama else None
         return SimCamera(
             width=s.width, height=s.height, hfov_deg=s.hfov_deg, limits=limits, seed=s.seed,
             panorama=panorama, scene_width=s.scene_width, move_latency_s=s.move_latency_s,
