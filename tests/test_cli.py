@@ -144,3 +144,22 @@ def test_status_shows_a_dead_runs_redis_lease_as_stale_until_it_runs_out(tmp_pat
     assert dead["run"]["alive"] is False
     assert re.match(r"stale: held by vm \(token 1\), by a run that is not running; expires by \d{4}-",
                     dead["locks"]["world_models/wm-0"])
+
+
+def test_every_readme_command_line_can_be_copied_as_written():
+    """Each `python cli.py ...` line of the README parses as it stands (no `a | b` alternatives,
+    no `[optional]` brackets)."""
+    import shlex
+
+    from cli import _parser
+
+    lines = [line.split("#")[0].strip() for line in (REPO / "README.md").read_text().splitlines()]
+    commands = [shlex.split(line)[2:] for line in lines if line.startswith("python cli.py ")]
+    assert len(commands) >= 5
+    for argv in commands:
+        if argv[0] == "legacy":
+            continue
+        try:
+            _parser().parse_args(argv)
+        except SystemExit:
+            raise AssertionError(f"README: python cli.py {' '.join(argv)} does not parse") from None

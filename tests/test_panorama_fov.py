@@ -54,3 +54,20 @@ def test_a_partial_panorama_is_placed_centred_on_pan_0_and_the_horizon(tmp_path)
     assert red(PTZ(0, 0, 1)) > 250 and red(PTZ(40, 5, 1)) > 250  # inside 120° x 40°
     assert red(PTZ(180, 0, 1)) < 5 and red(PTZ(0, 60, 1)) < 5  # behind it and above it: black
     assert on_sphere(np.zeros((100, 200, 3), np.uint8)).shape == (100, 200, 3)  # whole sphere as is
+
+
+def test_the_run_shows_the_warning(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    pano = _write(tmp_path / "wide.png", 300, 100)
+    done = subprocess.run(
+        [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--machine", "capture", "--no-view",
+         "--panorama", pano, "--data", str(tmp_path / "node"), "--set", "capture.iterations=1",
+         "--set", "capture.movements=1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "is 300x100, not 2:1: it is stretched over the whole sphere" in done.stderr
+    status = (tmp_path / "node" / "state" / "status.json").read_text()
+    assert "not 2:1" in status
