@@ -47,6 +47,11 @@ class Scrubber:
         self.secrets: list[str] = []
         self.add(secrets)
 
+    def reset(self, secrets: Iterable[str] = ()) -> None:
+        """Know exactly these secrets (a run's), forgetting those of an earlier run in this process."""
+        self.secrets = []
+        self.add(secrets)
+
     def add(self, secrets: Iterable[str]) -> None:
         forms = set(self.secrets)
         for secret in secrets:
@@ -97,8 +102,8 @@ class Scrubber:
         return value
 
 
-# The process's scrubber: setup_logging (and a driver that holds a password) registers secrets with
-# it, and everything that leaves the process as text passes through it.
+# The process's scrubber: setup_logging gives it the run's secrets, and everything that leaves the
+# process as text (log lines, events, the status file, the CLI's error line) passes through it.
 SCRUBBER = Scrubber()
 
 
@@ -145,7 +150,8 @@ def setup_logging(debug: bool, secrets: Iterable[str] = (), console: object | No
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_FORMAT))
-    handler.addFilter(RedactSecrets(secrets))
+    SCRUBBER.reset(secrets)
+    handler.addFilter(RedactSecrets(()))
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("ptzjepa").setLevel(logging.DEBUG if debug else logging.INFO)

@@ -22,7 +22,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from ptzjepa.camera.base import CameraError
-from ptzjepa.logs import SCRUBBER, Scrubber
+from ptzjepa.logs import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ class HttpClient:
         self._session.trust_env = False  # no proxy or .netrc surprises between us and the camera
         self._auth: AuthBase | None = None
         self._scrubber = Scrubber([self._password])
-        SCRUBBER.add([self._password])  # the process's logs and events know it from now on
 
     def __repr__(self) -> str:
         return f"HttpClient(name={self.name!r}, url={self.base_url!r}, user={self.username!r})"
