@@ -8,7 +8,8 @@ then cycle, time in the state and time running. Left: the camera's PTZ, frames, 
 on disk, locks, and the pan/tilt coverage map with the camera's cell marked. Right: one progress
 bar per stage of the cycle (frames, epochs with the batch in flight, dreams, moves), the loss
 curves and other metrics as sparklines, dreams made, and the recent rewards with their moves.
-Wide terminals get the map with square cells; narrow ones get the panels stacked.
+Wide terminals get the map with square cells; narrow ones get the panels stacked; the live view
+drops detail (the map first) until it fits the terminal's height, so rich never cuts it short.
 """
 
 from __future__ import annotations
