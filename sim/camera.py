@@ -22,6 +22,7 @@ from sim.dynamics import SceneDynamics
 from sim.field_of_view import on_sphere
 from sim.panorama import PanoramaRenderer, View
 from sim.scenes import make_scene
+from sim.settings import SimConfig
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,6 +67,18 @@ class SimCamera:
         self._grabs = 0
         self._closed = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, section: SimConfig, limits: PTZLimits) -> SimCamera:
+        """The simulator the `sim:` settings describe, within the camera's limits."""
+        panorama = cls.load_panorama(section.panorama, section.panorama_hfov, section.panorama_vfov) \
+            if section.panorama else None
+        return cls(
+            width=section.width, height=section.height, hfov_deg=section.hfov_deg, limits=limits,
+            seed=section.seed, panorama=panorama, scene_width=section.scene_width,
+            move_latency_s=section.move_latency_s, noise_std=section.noise_std,
+            seconds_per_step=section.seconds_per_step,
+        )
 
     @staticmethod
     def load_panorama(path: str | Path, hfov_deg: float = 0.0, vfov_deg: float = 0.0) -> np.ndarray:

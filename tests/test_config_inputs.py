@@ -57,6 +57,7 @@ def _image(path: Path, width: int, height: int) -> Path:
         ("capture.pan_steps=abc", "error: --set: capture.pan_steps: expected a list of numbers, got 'abc'"),
         ("world_model=5", "error: --set: world_model: expected a mapping of settings, got 5"),
         ("actions=[1]", "error: --set: actions[0]: expected a mapping of settings, got 1"),
+        ("world_model.encoder=5", "error: --set: world_model.encoder: expected a mapping of settings, got 5"),
         ("camera.limits=[]", "error: --set: camera.limits: expected a mapping of settings, got []"),
         ("storage.data=", "error: --set: storage.data: expected a folder path or URL, got an empty value"),
     ],
