@@ -1,0 +1,116 @@
+"""How learning went, cycle by cycle: the training losses, the navigate moves' rewards and the
+pan/tilt cells visited, and the stored per-cycle metrics (held-out error, coverage) when a run
+wrote them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ptzjepa.report.cells import PAN_CELL_DEG, TILT_CELL_DEG, cells_per_cycle
+from ptzjepa.report.figures import Skip, new_figure
+from ptzjepa.report.gather import LossPoint, RunData
+
+SMOOTH_STEPS = 25
+LOG_SCALE_SPAN = 20.0  # a loss falling by more than this factor is drawn on a log scale
+
+
+def losses(data: RunData) -> Figure:
+    series = [(label, points) for label, points in (("world model", data.world_model_losses),
+                                                    ("agent", data.agent_losses)) if points]
+    if not series:
+        raise Skip("no training losses stored (no metrics/world_model/ or metrics/agent/ files, "
+                   "no agent checkpoint)")
+    figure = new_figure(6.0 * len(series), 3.8)
+    axes = figure.subplots(1, len(series), squeeze=False)[0]
+    for ax, (label, points) in zip(axes, series):
+        _loss_panel(ax, label, points)
+    figure.suptitle("Training loss per step, cycle after cycle (dashed lines: cycle starts)")
+    return figure
+
+
+def _loss_panel(ax, label: str, points: list[LossPoint]) -> None:
+    """Each model's losses in stored order (cycle, epoch, step), raw and smoothed (log scale when
+    they span more than LOG_SCALE_SPAN); cycle starts marked and labelled."""
+    by_model: dict[str, list[LossPoint]] = defaultdict(list)
+    for point in points:
+        by_model[point.model].append(point)
+    starts: dict[int, int] = {}
+    for model, mine in sorted(by_model.items()):
+        values = np.array([p.loss for p in mine])
+        x = np.arange(len(values))
+        line = ax.plot(x, values, alpha=0.35, linewidth=0.8)[0]
+        window = min(SMOOTH_STEPS, max(1, len(values) // 10))
+        if window > 1:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(x[window - 1:], smooth, color=line.get_color(), linewidth=1.6, label=f"{model} (mean of {window})")
+        else:
+            line.set_alpha(1.0)
+            line.set_label(model)
+        for index, point in enumerate(mine):
+            starts.setdefault(point.cycle, index)
+    for cycle, index in sorted(starts.items()):
+        ax.axvline(index, color="#999999", linewidth=0.6, linestyle="--")
+        ax.annotate(f"c{cycle}", (index, 1.0), xycoords=("data", "axes fraction"), fontsize="x-small",
+                    va="top", ha="left", color="#666666")
+    values = [p.loss for p in points]
+    if min(values) > 0 and max(values) / min(values) > LOG_SCALE_SPAN:
+        ax.set_yscale("log")
+    ax.set_title(f"{label} loss")
+    ax.set_xlabel("training step (stored order)")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+
+
+def per_cycle(data: RunData) -> Figure:
+    """Mean real reward of the moves and distinct pan/tilt cells visited, per cycle and stage."""
+    cells = cells_per_cycle(data.poses)
+    rewards: dict[int, list[float]] = defaultdict(list)
+    for pose in data.poses:
+        if pose.id in data.rewards:
+            rewards[pose.cycle].append(data.rewards[pose.id])
+    panels = 2 if rewards else 1
+    figure = new_figure(5.4 * panels, 3.8)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    for stage, counts in cells.items():
+        axes[0].plot(list(counts), list(counts.values()), marker="o", label=stage)
+    axes[0].set_title(f"distinct {PAN_CELL_DEG:g}° × {TILT_CELL_DEG:g}° pan/tilt cells visited")
+    axes[0].set_xlabel("cycle")
+    axes[0].set_ylabel("cells")
+    axes[0].legend(fontsize="small")
+    if rewards:
+        cycles = sorted(rewards)
+        means = [float(np.mean(rewards[c])) for c in cycles]
+        spread = [float(np.std(rewards[c])) for c in cycles]
+        axes[1].errorbar(cycles, means, yerr=spread, marker="o", capsize=3)
+        axes[1].set_title("real reward of the navigate moves (mean ± std)")
+        axes[1].set_xlabel("cycle")
+        axes[1].set_ylabel("prediction error")
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    figure.suptitle("Per cycle: where the camera went and how surprising its moves were")
+    return figure
+
+
+def stored_metrics(data: RunData, kind: str, title: str) -> Figure:
+    """Every numeric value of metrics/<kind>/c<cycle>.json against the cycle, one panel per value."""
+    by_cycle = data.cycle_metrics.get(kind) or {}
+    if not by_cycle:
+        raise Skip(f"no metrics/{kind}/c<cycle>.json files in the store (the run did not compute them)")
+    keys = sorted({key for values in by_cycle.values() for key in values})
+    columns = min(3, len(keys))
+    rows = -(-len(keys) // columns)
+    figure = new_figure(4.4 * columns, 3.0 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        cycles = [c for c in by_cycle if key in by_cycle[c]]
+        ax.plot(cycles, [by_cycle[c][key] for c in cycles], marker="o")
+        ax.set_title(key, fontsize="small")
+        ax.set_xlabel("cycle")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    figure.suptitle(title)
+    return figure
