@@ -67,7 +67,8 @@ def _report(args: argparse.Namespace) -> int:
     from ptzjepa.logs import setup_logging
     from ptzjepa.report import make_report
 
-    setup_logging(args.debug)
+    if args.debug:
+        setup_logging(debug=True)
     made = make_report(args.data, args.out)
     print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
           + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
