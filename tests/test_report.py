@@ -14,7 +14,8 @@ import pytest
 
 import cli
 from ptzjepa.report.cells import cells_per_cycle
-from ptzjepa.report.gather import Pose, flatten_numbers, gather
+from ptzjepa.report.gather import Pose, gather
+from ptzjepa.report.gather_files import flatten_numbers
 from ptzjepa.report.plots_poses import rounds
 from tests.lifelong_helpers import ONE_THREAD, run_command, run_to_end
 from tests.stage_helpers import captured_node
@@ -62,6 +63,7 @@ def test_report_of_a_two_cycle_run(two_cycle_run, tmp_path, capsys):
                      summary, re.M), summary
     assert re.search(r"^\| 1 \| 8 \| 6 \| [0-9.]+ \| navigate \d+ \|", summary, re.M), summary
     assert "**Held-out error per cycle** skipped: no metrics/heldout/" in summary
+    assert "**Choice quality per cycle** skipped: no metrics/choice/" in summary
     assert "checkpoints' session" not in summary  # every cycle's agent losses are stored
 
     data = gather(str(two_cycle_run))
@@ -76,7 +78,17 @@ def test_report_of_one_cycle_without_embeddings_through_a_url(tmp_path, capsys):
     node = captured_node(url=f"memory://report-{uuid.uuid4().hex}")
     node.store.write_bytes("collected_embeds/c00000_capture_000001.pt", b"not a torch file")
     node.store.write_text("collected_positions/c00000_capture_999999.json", "{")
-    node.store.write_json("metrics/heldout/c00000.json", {"one_step": 0.31, "collapse": {"rank": 7}, "tag": "x"})
+    # the metrics the evaluate and navigate stages store, as they store them
+    node.store.write_json("metrics/heldout/c00000.json", {"cycle": 0, "one_step": 0.31, "k_step": 0.5,
+                                                          "effective_rank": 7.5, "rollout": [0.3, 0.5]})
+    part = {"frames": 15, "cells_visited": 6, "fraction": 0.05, "entropy": 1.7, "revisit_rate": 0.6}
+    node.store.write_json("metrics/coverage/c00000.json", {
+        "cycle": 0, "grid": {"pan_deg": 30.0, "tilt_deg": 15.0, "zoom_octaves": 1.0},
+        "by_cycle": {"0": {"all": part, "navigate": part}}, "cumulative": {"0": part}})
+    for step, value in enumerate([20.0, 80.0, 65.0]):
+        node.store.write_json(f"metrics/choice/c00000_navigate_{step:06d}.json",
+                              {"cycle": 0, "step": step, "percentile": value})
+    node.store.write_text("metrics/choice/c00000_navigate_000009.json", "[]")
     out = tmp_path / "report"
     out.mkdir()
     (out / "samples.png").write_bytes(b"an older report's picture")
@@ -85,14 +97,16 @@ def test_report_of_one_cycle_without_embeddings_through_a_url(tmp_path, capsys):
     assert code == 0, err
     assert (out / "notes.txt").read_text() == "mine"
     (out / "notes.txt").unlink()
-    assert check_pictures(out) == {"cycles.png", "trajectories.png", "heatmap.png", "ptz_scatter.png", "heldout.png"}
+    assert check_pictures(out) == {"cycles.png", "trajectories.png", "heatmap.png", "ptz_scatter.png",
+                                   "heldout.png", "coverage.png", "choice.png"}
     summary = (out / "summary.md").read_text()
     for needle in ("**Losses per cycle** skipped: no training losses",
                    "**Embeddings in 2-D** skipped: 0 stored embedding(s)",
                    "**Most and least rewarded views** skipped: 0 stored frame(s) with both an image and a reward",
                    "skipped collected_embeds/c00000_capture_000001.pt: not a stored embedding",
                    "skipped collected_positions/c00000_capture_999999.json: not a frame record",
-                   "| 0 | 15 | 0 | – | capture "):
+                   "skipped metrics/choice/c00000_navigate_000009.json: not a graded move",
+                   "| choice percentile (mean) |", "| 0.31 | 5.0% | 55.0 % of 3 |"):
         assert needle in summary, needle
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 from matplotlib.figure import Figure
 
-from ptzjepa.report import plots_embeddings, plots_learning, plots_poses
+from ptzjepa.report import plots_embeddings, plots_learning, plots_metrics, plots_poses
 from ptzjepa.report.figures import Skip, png_bytes
 from ptzjepa.report.gather import ReportError, RunData, gather
 from ptzjepa.report.summary import summary_markdown
@@ -38,9 +38,10 @@ PLOTS = (
     Plot("losses.png", "Losses per cycle",
          "World-model and agent training loss per step, in stored order; dashed lines mark each cycle's start.",
          plots_learning.losses),
-    Plot("cycles.png", "Coverage and reward per cycle",
-         "Distinct pan/tilt cells each stage's frames visited per cycle, and the mean real reward "
-         "(the world model's prediction error) of the navigate moves.", plots_learning.per_cycle),
+    Plot("cycles.png", "Cells visited and reward per cycle",
+         "The report's own count of distinct 30° × 15° pan/tilt cells (zoom ignored) each stage's frames "
+         "visited per cycle, and the mean real reward (the world model's prediction error) of the "
+         "navigate moves.", plots_learning.per_cycle),
     Plot("trajectories.png", "PTZ trajectories",
          "The camera's path in pan/tilt per cycle; each navigate move is coloured by its real reward.",
          plots_poses.trajectories),
@@ -52,15 +53,13 @@ PLOTS = (
          "(and t-SNE), coloured by reward: do surprising views cluster?", plots_embeddings.projection),
     Plot("samples.png", "Most and least rewarded views", "The frames after the highest and lowest rewarded moves.",
          plots_embeddings.samples),
-    Plot("heldout.png", "Held-out error per cycle", "The world model's error on the held-out simulator cases "
-         "after each cycle (metrics/heldout/).",
-         lambda data: plots_learning.stored_metrics(data, "heldout", "Held-out error per cycle")),
-    Plot("coverage.png", "Stored coverage metrics per cycle", "The coverage metrics the run stored after "
-         "each cycle (metrics/coverage/).",
-         lambda data: plots_learning.stored_metrics(data, "coverage", "Coverage per cycle")),
-    Plot("choice.png", "Choice quality per cycle", "The percentile of the agent's chosen action among all "
-         "actions' real errors (metrics/choice/).",
-         lambda data: plots_learning.stored_metrics(data, "choice", "Choice percentile per cycle")),
+    Plot("heldout.png", "Held-out error per cycle", "The world model's latent error on the fixed held-out "
+         "simulator cases after each cycle, and the collapse monitors (metrics/heldout/).", plots_metrics.heldout),
+    Plot("coverage.png", "Coverage per cycle", "Fraction of pan/tilt/zoom cells visited, visit entropy and "
+         "revisit rate per cycle and stage, as the run stored them (metrics/coverage/).", plots_metrics.coverage),
+    Plot("choice.png", "Choice quality per cycle", "The percentile of the agent's chosen move among all moves' "
+         "real errors, per graded move and as a mean (metrics/choice/); 50 % is a random choice.",
+         plots_metrics.choice),
 )
 
 

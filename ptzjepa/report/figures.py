@@ -41,6 +41,19 @@ def reward_norm(values: list[float] | np.ndarray) -> Normalize:
     return Normalize(vmin=lo, vmax=hi)
 
 
+def cycle_axis(ax, cycles: list[int]) -> None:
+    """An x axis of whole cycles: each one ticked while they are few, whole numbers beyond."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("cycle")
+    if 0 < len(cycles) <= 12:
+        ax.set_xticks(sorted(cycles))
+        lo, hi = min(cycles), max(cycles)
+        ax.set_xlim(lo - 0.5, hi + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def reward_colour(reward: float | None, norm: Normalize):
     """A reward's colour on the scale; grey for a frame without one."""
     from matplotlib import colormaps

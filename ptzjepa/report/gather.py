@@ -11,22 +11,20 @@ import logging
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Iterable
 
 import attrs
 import numpy as np
 
 from ptzjepa.frames import EMBEDS, POSITIONS
 from ptzjepa.logs import redact_url
+from ptzjepa.report.gather_files import read_many
+from ptzjepa.report.stored_metrics import StoredMetrics, read_stored_metrics
 from ptzjepa.store import Store
 
 log = logging.getLogger(__name__)
 CONFIG_SNAPSHOT = "state/config.json"
 AGENTS = "agents"
-# Per-cycle metric folders written by the metrics of issue 11: metrics/<kind>/c<cycle>.json.
-CYCLE_METRICS = ("heldout", "coverage", "choice")
 _EPOCH_FILE = re.compile(r"^c(\d+)-e(\d+)\.jsonl$")
-_CYCLE_FILE = re.compile(r"^c(\d+)\.json$")
 
 
 class ReportError(ValueError):
@@ -68,7 +66,7 @@ class RunData:
     embeddings: np.ndarray  # [n, d] float32, one row per id above
     world_model_losses: list[LossPoint]
     agent_losses: list[LossPoint]
-    cycle_metrics: dict[str, dict[int, dict[str, float]]]  # kind -> cycle -> flat numeric values
+    metrics: StoredMetrics  # held-out error, coverage, choice percentiles, when the run stored them
     limits: dict[str, tuple[float, float]]  # pan/tilt/zoom ranges of the camera
     pan_wraps: bool
     notes: list[str] = attrs.field(factory=list)
@@ -100,21 +98,9 @@ def gather(url: str) -> RunData:
     return RunData(
         store=store, url=shown, poses=poses, rewards=rewards, embedding_ids=ids, embeddings=matrix,
         world_model_losses=_epoch_losses(store, "metrics/world_model", notes), agent_losses=agent_losses,
-        cycle_metrics={kind: _cycle_metrics(store, kind, notes) for kind in CYCLE_METRICS},
+        metrics=read_stored_metrics(store, notes),
         limits=limits, pan_wraps=wraps, notes=notes,
     )
-
-
-def read_many(store: Store, names: Iterable[str]) -> dict[str, bytes]:
-    """Several files' bytes in one call (concurrent on object stores); missing files are left out."""
-    names = list(names)
-    if not names:
-        return {}
-    paths = {store.path(name): name for name in names}
-    found = store.fs.cat(list(paths), on_error="omit")
-    if len(paths) == 1 and not isinstance(found, dict):  # fsspec returns bare bytes for one path
-        found = {next(iter(paths)): found}
-    return {paths[path]: data for path, data in found.items() if isinstance(data, bytes)}
 
 
 def _poses(store: Store, notes: list[str]) -> list[Pose]:
@@ -196,35 +182,6 @@ def _session_losses(store: Store) -> list[LossPoint]:
         for epoch, loss in enumerate(session.get("losses") or []):
             points.append(LossPoint(model, int(session.get("cycle", 0)), epoch + 1, epoch, float(loss)))
     return points
-
-
-def _cycle_metrics(store: Store, kind: str, notes: list[str]) -> dict[int, dict[str, float]]:
-    """metrics/<kind>/c<cycle>.json files, each flattened to {dotted.key: number}."""
-    folder = f"metrics/{kind}"
-    names = [f"{folder}/{n}" for n in store.list(folder, ".json") if _CYCLE_FILE.match(n)]
-    found = {}
-    for name, raw in read_many(store, names).items():
-        try:
-            values = flatten_numbers(json.loads(raw))
-        except ValueError:
-            notes.append(f"skipped {name}: not valid JSON")
-            continue
-        found[int(_CYCLE_FILE.match(posixpath.basename(name))[1])] = values
-    return dict(sorted(found.items()))
-
-
-def flatten_numbers(data: object, prefix: str = "") -> dict[str, float]:
-    """The numeric leaves of nested JSON as {"a.b": value}; lists and strings are left out."""
-    if isinstance(data, bool):
-        return {}
-    if isinstance(data, (int, float)):
-        return {prefix or "value": float(data)}
-    if isinstance(data, dict):
-        out: dict[str, float] = {}
-        for key, value in data.items():
-            out.update(flatten_numbers(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {}
 
 
 def _limits(store: Store, poses: list[Pose]) -> tuple[dict[str, tuple[float, float]], bool]:

@@ -1,6 +1,5 @@
 """How learning went, cycle by cycle: the training losses, the navigate moves' rewards and the
-pan/tilt cells visited, and the stored per-cycle metrics (held-out error, coverage) when a run
-wrote them."""
+pan/tilt cells visited."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ptzjepa.report.cells import PAN_CELL_DEG, TILT_CELL_DEG, cells_per_cycle
-from ptzjepa.report.figures import Skip, new_figure
+from ptzjepa.report.figures import Skip, cycle_axis, new_figure
 from ptzjepa.report.gather import LossPoint, RunData
 
 SMOOTH_STEPS = 25
@@ -72,12 +71,11 @@ def per_cycle(data: RunData) -> Figure:
         if pose.id in data.rewards:
             rewards[pose.cycle].append(data.rewards[pose.id])
     panels = 2 if rewards else 1
-    figure = new_figure(5.4 * panels, 3.8)
+    figure = new_figure(max(7.0, 5.4 * panels), 3.8)
     axes = figure.subplots(1, panels, squeeze=False)[0]
     for stage, counts in cells.items():
         axes[0].plot(list(counts), list(counts.values()), marker="o", label=stage)
     axes[0].set_title(f"distinct {PAN_CELL_DEG:g}° × {TILT_CELL_DEG:g}° pan/tilt cells visited")
-    axes[0].set_xlabel("cycle")
     axes[0].set_ylabel("cells")
     axes[0].legend(fontsize="small")
     if rewards:
@@ -86,31 +84,8 @@ def per_cycle(data: RunData) -> Figure:
         spread = [float(np.std(rewards[c])) for c in cycles]
         axes[1].errorbar(cycles, means, yerr=spread, marker="o", capsize=3)
         axes[1].set_title("real reward of the navigate moves (mean ± std)")
-        axes[1].set_xlabel("cycle")
         axes[1].set_ylabel("prediction error")
     for ax in axes:
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    figure.suptitle("Per cycle: where the camera went and how surprising its moves were")
-    return figure
-
-
-def stored_metrics(data: RunData, kind: str, title: str) -> Figure:
-    """Every numeric value of metrics/<kind>/c<cycle>.json against the cycle, one panel per value."""
-    by_cycle = data.cycle_metrics.get(kind) or {}
-    if not by_cycle:
-        raise Skip(f"no metrics/{kind}/c<cycle>.json files in the store (the run did not compute them)")
-    keys = sorted({key for values in by_cycle.values() for key in values})
-    columns = min(3, len(keys))
-    rows = -(-len(keys) // columns)
-    figure = new_figure(4.4 * columns, 3.0 * rows)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        cycles = [c for c in by_cycle if key in by_cycle[c]]
-        ax.plot(cycles, [by_cycle[c][key] for c in cycles], marker="o")
-        ax.set_title(key, fontsize="small")
-        ax.set_xlabel("cycle")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in axes.flat[len(keys):]:
-        ax.set_visible(False)
-    figure.suptitle(title)
+        cycle_axis(ax, data.cycles)
+    figure.suptitle("Per cycle: how much the camera saw, and how surprising its moves were")
     return figure

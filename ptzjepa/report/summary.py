@@ -16,6 +16,7 @@ def summary_markdown(data: RunData, made: list[tuple[str, str, str]], skipped: l
                      notes: list[str]) -> str:
     """`made` is (file, title, what it shows); `skipped` is (title, why)."""
     stages = Counter(p.stage for p in data.poses)
+    extra = _stored_columns(data)
     lines = [
         "# ptzjepa run report", "",
         f"Data: `{data.url}` · made {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", "",
@@ -24,10 +25,10 @@ def summary_markdown(data: RunData, made: list[tuple[str, str, str]], skipped: l
         f"{len(data.rewards)} moves with a stored reward, {len(data.embedding_ids)} stored embeddings.", "",
         "## Per cycle", "",
         f"| cycle | frames | moves with reward | mean reward | pan/tilt cells ({PAN_CELL_DEG:g}°×{TILT_CELL_DEG:g}°) "
-        "| world-model loss (last epoch) | agent loss (last epoch) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| world-model loss (last epoch) | agent loss (last epoch) |" + "".join(f" {h} |" for h in extra),
+        "|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extra),
     ]
-    lines += _cycle_rows(data)
+    lines += _cycle_rows(data, extra)
     lines += ["", "## Plots", ""]
     for file, title, what in made:
         lines += [f"### {title}", "", what, "", f"![{title}]({file})", ""]
@@ -38,7 +39,26 @@ def summary_markdown(data: RunData, made: list[tuple[str, str, str]], skipped: l
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _cycle_rows(data: RunData) -> list[str]:
+def _stored_columns(data: RunData) -> dict[str, dict[int, str]]:
+    """Columns for the metrics the run stored: header -> cycle -> text; none when it stored none."""
+    columns: dict[str, dict[int, str]] = {}
+    stored = data.metrics
+    one_step = {c: f"{v['one_step']:.4g}" for c, v in stored.heldout.items() if "one_step" in v}
+    if one_step:
+        columns["held-out one-step error"] = one_step
+    navigated = {c: f"{v['navigate']['fraction']:.1%}" for c, v in stored.coverage.items()
+                 if "fraction" in v.get("navigate", {})}
+    if navigated:
+        columns["navigate coverage (stored)"] = navigated
+    choices: dict[int, list[float]] = defaultdict(list)
+    for cycle, value in stored.choices:
+        choices[cycle].append(value)
+    if choices:
+        columns["choice percentile (mean)"] = {c: f"{np.mean(v):.1f} % of {len(v)}" for c, v in choices.items()}
+    return columns
+
+
+def _cycle_rows(data: RunData, extra: dict[str, dict[int, str]]) -> list[str]:
     cells = cells_per_cycle(data.poses)
     frames = Counter(p.cycle for p in data.poses)
     rewards: dict[int, list[float]] = defaultdict(list)
@@ -51,7 +71,8 @@ def _cycle_rows(data: RunData) -> list[str]:
         visited = ", ".join(f"{stage} {counts[cycle]}" for stage, counts in cells.items() if cycle in counts)
         mean = f"{np.mean(rewards[cycle]):.4g}" if rewards[cycle] else "–"
         rows.append(f"| {cycle} | {frames[cycle]} | {len(rewards[cycle])} | {mean} | {visited} "
-                    f"| {_fmt(wm.get(cycle))} | {_fmt(agent.get(cycle))} |")
+                    f"| {_fmt(wm.get(cycle))} | {_fmt(agent.get(cycle))} |"
+                    + "".join(f" {_fmt(values.get(cycle))} |" for values in extra.values()))
     return rows
 
 
