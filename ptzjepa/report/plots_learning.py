@@ -73,8 +73,8 @@ def per_cycle(data: RunData) -> Figure:
     panels = 2 if rewards else 1
     figure = new_figure(max(7.0, 5.4 * panels), 3.8)
     axes = figure.subplots(1, panels, squeeze=False)[0]
-    for stage, counts in cells.items():
-        axes[0].plot(list(counts), list(counts.values()), marker="o", label=stage)
+    for (stage, counts), marker in zip(cells.items(), "osD^v<>"*4):
+        axes[0].plot(list(counts), list(counts.values()), marker=marker, label=stage, alpha=0.85)
     axes[0].set_title(f"distinct {PAN_CELL_DEG:g}° × {TILT_CELL_DEG:g}° pan/tilt cells visited")
     axes[0].set_ylabel("cells")
     axes[0].legend(fontsize="small")
