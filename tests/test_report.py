@@ -71,6 +71,45 @@ def test_report_of_a_two_cycle_run(two_cycle_run, tmp_path, capsys):
     assert len(data.rewards) == len(data.embedding_ids) == 12
 
 
+@pytest.fixture
+def s3_endpoint(monkeypatch) -> str:
+    """moto's S3 server on loopback with a bucket `runs`; s3:// URLs reach it through fsspec's config."""
+    import fsspec
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "test-key"), ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        monkeypatch.setitem(fsspec.config.conf, "s3", {"client_kwargs": {"endpoint_url": endpoint},
+                                                       "skip_instance_cache": True})
+        s3fs.S3FileSystem().mkdir("runs")
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_report_from_s3_matches_the_local_one(two_cycle_run, s3_endpoint, tmp_path, capsys):
+    import s3fs
+
+    s3fs.S3FileSystem().put(str(two_cycle_run), "runs/node", recursive=True)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert report(str(two_cycle_run), local, capsys)[0] == 0
+    code, err = report("s3://runs/node", remote, capsys)
+    assert code == 0, err
+    assert check_pictures(remote) == EVERY_PLOT
+
+    def table(folder: Path) -> list[str]:
+        return [line for line in (folder / "summary.md").read_text().splitlines() if line.startswith("| ")]
+
+    assert table(remote) == table(local)
+
+
 def test_report_of_one_cycle_without_embeddings_through_a_url(tmp_path, capsys):
     """A memory:// store after one capture: no rewards, embeddings or losses, yet the plots that
     apply are made and summary.md says why the others are not; damaged files are noted; an older
