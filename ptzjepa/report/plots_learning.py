@@ -44,7 +44,8 @@ def _loss_panel(ax, label: str, points: list[LossPoint]) -> None:
         window = min(SMOOTH_STEPS, max(1, len(values) // 10))
         if window > 1:
             smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            ax.plot(x[window - 1:], smooth, color=line.get_color(), linewidth=1.6, label=f"{model} (mean of {window})")
+            centre = window // 2  # each mean drawn at the middle of its window: no lag
+            ax.plot(x[centre:centre + len(smooth)], smooth, color=line.get_color(), linewidth=1.6, label=f"{model} (mean of {window})")
         else:
             line.set_alpha(1.0)
             line.set_label(model)
