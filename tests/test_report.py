@@ -147,17 +147,19 @@ def test_report_of_one_cycle_without_embeddings_through_a_url(tmp_path, capsys):
         assert needle in summary, needle
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "not_a_run"])
+@pytest.mark.parametrize("case", ["missing", "a_file", "empty", "not_a_run"])
 def test_a_folder_with_nothing_to_report_is_one_line_and_exit_2(tmp_path, capsys, case):
     data = tmp_path / "data"
-    if case != "missing":
+    if case == "a_file":
+        data.write_text("frames?")
+    elif case != "missing":
         data.mkdir()
     if case == "not_a_run":
         (data / "holiday.jpg").write_bytes(b"\xff\xd8")
     out = tmp_path / "report"
     code, err = report(str(data), out, capsys)
     assert code == 2
-    expected = "no such folder" if case == "missing" else "no frame records in collected_positions/"
+    expected = {"missing": "no such folder", "a_file": "not a folder"}.get(case, "no frame records in collected_positions/")
     assert err.count("\n") == 1 and err.startswith(f"error: --data {data}: {expected}"), err
     assert not data.exists() or case != "missing"  # a reader never creates the folder it was given
     assert not out.exists()

@@ -81,7 +81,7 @@ def gather(url: str) -> RunData:
     shown = redact_url(url)
     store = Store(url, create=False)
     if not store.is_folder():
-        raise ReportError(f"--data {shown}: no such folder")
+        raise ReportError(f"--data {shown}: {'not a folder' if store.fs.exists(store.root) else 'no such folder'}")
     notes: list[str] = []
     poses = _poses(store, notes)
     if not poses:
