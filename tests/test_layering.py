@@ -26,7 +26,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.waggle", "ptzjepa.legacy",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
-             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
+             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*",
+             # `cli.py report`: reads a run's store and draws it
+             "ptzjepa.report", "ptzjepa.report.*"]),
     ("machine", ["ptzjepa.machine"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
     ("model_store", ["ptzjepa.model_store"]),
