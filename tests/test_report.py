@@ -192,3 +192,14 @@ def test_rounds_start_at_each_absolute_command():
 def test_flatten_numbers_keeps_numeric_leaves():
     assert flatten_numbers({"a": 1, "b": {"c": 2.5, "d": "x", "e": [1]}, "f": True}) == {"a": 1.0, "b.c": 2.5}
     assert flatten_numbers(3) == {"value": 3.0}
+
+
+def test_agent_losses_of_an_older_store_come_from_the_checkpoint_session():
+    """Stores written before metrics/agent/ existed: the newest cycle's epoch means, and a note."""
+    node = captured_node(url=f"memory://report-{uuid.uuid4().hex}")
+    node.store.write_json("agents/agent-old/model_info.json",
+                          {"version": 3, "session": {"cycle": 4, "losses": [0.5, 0.25, 0.125]}})
+    data = gather(node.store.url)
+    assert [(p.model, p.cycle, p.epoch, p.loss) for p in data.agent_losses] == [
+        ("agent-old", 4, 1, 0.5), ("agent-old", 4, 2, 0.25), ("agent-old", 4, 3, 0.125)]
+    assert any("only the newest cycle's epoch means" in note for note in data.notes)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import posixpath
 import re
 from collections import Counter
@@ -15,15 +14,14 @@ from collections import Counter
 import attrs
 import numpy as np
 
+from ptzjepa.app import CONFIG_SNAPSHOT
+from ptzjepa.checkpoints import AGENTS, INFO
 from ptzjepa.frames import EMBEDS, POSITIONS
 from ptzjepa.logs import redact_url
 from ptzjepa.report.gather_files import read_many
 from ptzjepa.report.stored_metrics import StoredMetrics, read_stored_metrics
 from ptzjepa.store import Store
 
-log = logging.getLogger(__name__)
-CONFIG_SNAPSHOT = "state/config.json"
-AGENTS = "agents"
 _EPOCH_FILE = re.compile(r"^c(\d+)-e(\d+)\.jsonl$")
 
 
@@ -175,7 +173,7 @@ def _session_losses(store: Store) -> list[LossPoint]:
     """The agents' epoch losses kept in their checkpoints' session (the newest cycle only)."""
     points = []
     for model in store.list_dirs(AGENTS):
-        info = store.read_json(f"{AGENTS}/{model}/model_info.json", default=None)
+        info = store.read_json(f"{AGENTS}/{model}/{INFO}", default=None)
         session = info.get("session") if isinstance(info, dict) else None
         if not isinstance(session, dict):
             continue
