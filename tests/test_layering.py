@@ -24,11 +24,10 @@ from tests.conftest import REPO
 # Top to bottom. A pattern names a module or, with `*`, a family of modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
+    ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.waggle", "ptzjepa.legacy",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
-             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*",
-             # `cli.py report`: reads a run's store and draws it
-             "ptzjepa.report", "ptzjepa.report.*"]),
+             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
     ("model_store", ["ptzjepa.model_store"]),
