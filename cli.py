@@ -28,11 +28,6 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    report = sub.add_parser("report", help="plots and a summary.md of a run, from its data folder")
-    report.add_argument("--data", required=True, help="the run's data folder or URL (read only)")
-    report.add_argument("--out", required=True, help="local folder for the PNGs and summary.md (made if missing)")
-    report.add_argument("--debug", action="store_true", help="verbose logs")
-
     legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
                             add_help=False, prefix_chars="\x00")
     legacy.add_argument("options", nargs=argparse.REMAINDER)
@@ -42,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="list the machines")
     draw = msub.add_parser("draw", help="print a machine as a Mermaid state diagram")
     draw.add_argument("name")
+
+    report = sub.add_parser("report", help="plots and a summary.md of a run, from its data folder")
+    report.add_argument("--data", required=True, help="the run's data folder or URL (read only)")
+    report.add_argument("--out", required=True, help="local folder for the PNGs and summary.md (made if missing)")
+    report.add_argument("--debug", action="store_true", help="verbose logs")
     return parser
 
 
@@ -63,18 +63,6 @@ def _run(args: argparse.Namespace) -> int:
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
-def _report(args: argparse.Namespace) -> int:
-    from ptzjepa.logs import setup_logging
-    from ptzjepa.report import make_report
-
-    if args.debug:
-        setup_logging(debug=True)
-    made = make_report(args.data, args.out)
-    print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
-          + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
-    return 0
-
-
 def _machines(args: argparse.Namespace) -> int:
     from ptzjepa.machine import list_machines, load_machine, mermaid
 
@@ -86,6 +74,22 @@ def _machines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ptzjepa.logs import setup_logging
+    from ptzjepa.report import ReportError, make_report
+
+    if args.debug:
+        setup_logging(debug=True)
+    try:
+        made = make_report(args.data, args.out)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
+          + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
+    return 0
+
+
 class _Usage(ValueError):
     pass
 
@@ -94,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ptzjepa.errors import ConfigError
     from ptzjepa.machine import MachineError
-    from ptzjepa.report.gather import ReportError
     from ptzjepa.runlock import RunLockedError
 
     try:
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, ReportError, RunLockedError, _Usage) as exc:
+    except (ConfigError, MachineError, RunLockedError, _Usage) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
