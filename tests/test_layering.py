@@ -24,6 +24,7 @@ from tests.conftest import REPO
 # Top to bottom. A pattern names a module or, with `*`, a family of modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
+    ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
              "ptzjepa.contributions_view",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
