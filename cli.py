@@ -51,24 +51,30 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="list the machines")
     draw = msub.add_parser("draw", help="print a machine as a Mermaid state diagram")
     draw.add_argument("name")
+
+    report = sub.add_parser("report", help="plots and a summary.md of a run, from its data folder")
+    report.add_argument("--data", required=True, help="the run's data folder or URL (read only)")
+    report.add_argument("--out", required=True, help="local folder for the PNGs and summary.md (made if missing)")
+    report.add_argument("--debug", action="store_true", help="verbose logs")
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ptzjepa import app
     from ptzjepa.config_loading import load_config
 
-    overrides = list(args.set)
+    flags = {}  # an option's value is taken as given (a path), never read as YAML
     if args.sim:
-        overrides.insert(0, "camera.kind=sim")
-    if args.data:
-        overrides.insert(0, f"storage.data={args.data}")
-    if args.panorama:
-        overrides.insert(0, f"sim.panorama={args.panorama}")
+        flags["camera.kind"] = ("--sim", "sim")
+    if args.data is not None:  # --data '' is an error (storage.data), not the profile's folder
+        flags["storage.data"] = ("--data", args.data)
+    if args.panorama is not None:
+        flags["sim.panorama"] = ("--panorama", args.panorama)
     if args.cycles is not None and args.cycles < 1:
         raise _Usage("--cycles: expected a whole number >= 1")
-    config = load_config(args.profile or "sim", overrides)
+    config = load_config(args.profile or "sim", list(args.set), flags)
     view = not args.no_view and sys.stdout.isatty()
+    from ptzjepa import app  # torch and the stages: only once the settings are known to be good
+
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
@@ -99,6 +105,22 @@ def _machines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ptzjepa.logs import scrub, setup_logging
+    from ptzjepa.report import ReportError, make_report
+
+    if args.debug:
+        setup_logging(debug=True)
+    try:
+        made = make_report(args.data, args.out)
+    except ReportError as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
+          + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
+    return 0
+
+
 class _Usage(ValueError):
     pass
 
@@ -109,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptzjepa.machine import MachineError
     from ptzjepa.redis_server import RedisServerError
     from ptzjepa.runlock import RunLockedError
+    from ptzjepa.status import NothingStoredError
     from ptzjepa.swarm import SwarmError
 
     try:
@@ -120,13 +143,18 @@ def main(argv: list[str] | None = None) -> int:
             from ptzjepa import legacy
 
             return legacy.run(args.options)
+        if args.command == "report":
+            return _report(args)
         if args.command == "status":
             from ptzjepa import app
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, SwarmError, RedisServerError, _Usage) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, MachineError, RunLockedError, NothingStoredError, SwarmError, RedisServerError,
+            _Usage) as exc:
+        from ptzjepa.logs import scrub
+
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.events import Event
+from ptzjepa.logs import scrub_data
 from ptzjepa.store import Store
 
 STATUS_FILE = "state/status.json"
@@ -25,6 +26,10 @@ COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
 _RECENT_REWARDS = 5
 _LEASE_SAMPLES = 1000
+
+
+class NothingStoredError(ValueError):
+    """`cli.py status` was pointed at a folder where no run has stored anything."""
 
 
 class NodeStatus:
@@ -253,4 +258,4 @@ class StatusWriter:
 
     def flush(self) -> None:
         self._last = time.time()
-        self.store.write_json(STATUS_FILE, self.status.snapshot())
+        self.store.write_json(STATUS_FILE, scrub_data(self.status.snapshot()))

@@ -60,10 +60,10 @@ def contend(redis_url: str, shared_url: str, node: str, names: list[str], second
 def paused_holder(redis_url: str, shared_url: str, endpoint: str, ready: str, out: str) -> None:
     """Commit once, pass its own fence check for the next commit, then stop (SIGSTOP) right
     there; whatever happens while it is stopped, it commits when it is continued."""
+    ckpts = Checkpoints(shared_store(shared_url, endpoint), KIND)  # the slow part first, before the lease
     locker = RedisLocker(redis_url, "paused", lease_s=1.0)
     lease = locker.acquire(f"{KIND}/wm-0")
     assert lease is not None
-    ckpts = Checkpoints(shared_store(shared_url, endpoint), KIND)
     ckpts.save("wm-0", {"w": torch.full((4,), -1.0)}, {"node": "paused"}, fence=lease.token)
     assert fenced(lease)
     Path(ready).write_text(str(lease.token))

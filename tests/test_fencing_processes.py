@@ -37,7 +37,9 @@ def redis_url(tmp_path):
         yield url
 
 
-def _wait_for(path: Path, timeout: float = 60.0) -> str:
+def _wait_for(path: Path, timeout: float = 180.0) -> str:
+    """The file's text once a child wrote it. A generous bound: on a loaded machine a child's
+    first S3 client (botocore parsing its service model) alone has taken over a minute."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert time.monotonic() < deadline, f"{path.name} never appeared"

@@ -24,7 +24,9 @@ from tests.conftest import REPO
 # Top to bottom. A pattern names a module or, with `*`, a family of modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
-    ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.waggle", "ptzjepa.legacy", "ptzjepa.contributions_view",
+    ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
+    ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
+             "ptzjepa.contributions_view",
              # the swarm: node processes, their Redis and the combined view
              "ptzjepa.swarm", "ptzjepa.swarm_view",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
@@ -34,7 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
     ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
                     "ptzjepa.preflight"]),
-    ("settings", ["ptzjepa.config_loading", "ptzjepa.config"]),
+    ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
                "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "ptzjepa.redis_server",
