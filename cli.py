@@ -25,6 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-view", action="store_true", help="plain logs instead of the live view")
     run.add_argument("--debug", action="store_true", help="verbose logs")
 
+    swarm = sub.add_parser("swarm", help="run N simulated nodes on this machine, sharing models through one Redis")
+    swarm.add_argument("--sim", action="store_true", required=True, help="simulated cameras (the only kind a swarm runs)")
+    swarm.add_argument("--nodes", type=int, required=True, help="how many nodes")
+    swarm.add_argument("--profile", default="sim", help="settings profile for every node (default: sim)")
+    swarm.add_argument("--cycles", type=int, required=True, help="cycles each node completes (resumes count on)")
+    swarm.add_argument("--data", required=True, help="the swarm's folder: node-<i>/, shared/, redis/, logs/")
+    swarm.add_argument("--machine", default="lifelong", help="machine every node runs (default: lifelong)")
+    swarm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every node")
+    swarm.add_argument("--node-set", action="append", default=[], metavar="I:KEY=VALUE",
+                       help="a setting for node I only, e.g. 0:capture.iterations=20")
+    swarm.add_argument("--redis", default="", metavar="URL",
+                       help="a running Redis (default: start redis-server on a free loopback port)")
+    swarm.add_argument("--no-view", action="store_true", help="a line per node as it ends instead of the live view")
+
     status = sub.add_parser("status", help="print a node's state, cycle, models and metrics once")
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -38,24 +52,30 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="list the machines")
     draw = msub.add_parser("draw", help="print a machine as a Mermaid state diagram")
     draw.add_argument("name")
+
+    report = sub.add_parser("report", help="plots and a summary.md of a run, from its data folder")
+    report.add_argument("--data", required=True, help="the run's data folder or URL (read only)")
+    report.add_argument("--out", required=True, help="local folder for the PNGs and summary.md (made if missing)")
+    report.add_argument("--debug", action="store_true", help="verbose logs")
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ptzjepa import app
     from ptzjepa.config_loading import load_config
 
-    overrides = list(args.set)
+    flags = {}  # an option's value is taken as given (a path), never read as YAML
     if args.sim:
-        overrides.insert(0, "camera.kind=sim")
-    if args.data:
-        overrides.insert(0, f"storage.data={args.data}")
-    if args.panorama:
-        overrides.insert(0, f"sim.panorama={args.panorama}")
+        flags["camera.kind"] = ("--sim", "sim")
+    if args.data is not None:  # --data '' is an error (storage.data), not the profile's folder
+        flags["storage.data"] = ("--data", args.data)
+    if args.panorama is not None:
+        flags["sim.panorama"] = ("--panorama", args.panorama)
     if args.cycles is not None and args.cycles < 1:
         raise _Usage("--cycles: expected a whole number >= 1")
-    config = load_config(args.profile or default_profile(args.sim), overrides)
+    config = load_config(args.profile or default_profile(args.sim), list(args.set), flags)
     view = not args.no_view and sys.stdout.isatty()
+    from ptzjepa import app  # torch and the stages: only once the settings are known to be good
+
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
@@ -73,6 +93,22 @@ def default_profile(sim: bool) -> str:
     return "demo"
 
 
+def _swarm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ptzjepa import app
+    from ptzjepa.swarm import SwarmPlan, parse_node_sets
+
+    if args.nodes < 1:
+        raise _Usage("--nodes: expected a whole number >= 1")
+    if args.cycles < 1:
+        raise _Usage("--cycles: expected a whole number >= 1")
+    plan = SwarmPlan(nodes=args.nodes, profile=args.profile, cycles=args.cycles, data=Path(args.data),
+                     node_sets=parse_node_sets(args.node_set, args.nodes), sets=list(args.set),
+                     redis_url=args.redis, machine=args.machine)
+    return app.swarm(plan, view=not args.no_view and sys.stdout.isatty())
+
+
 def _machines(args: argparse.Namespace) -> int:
     from ptzjepa.machine import list_machines, load_machine, mermaid
 
@@ -84,6 +120,22 @@ def _machines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ptzjepa.logs import scrub, setup_logging
+    from ptzjepa.report import ReportError, make_report
+
+    if args.debug:
+        setup_logging(debug=True)
+    try:
+        made = make_report(args.data, args.out)
+    except ReportError as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
+          + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
+    return 0
+
+
 class _Usage(ValueError):
     pass
 
@@ -92,22 +144,32 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ptzjepa.errors import ConfigError
     from ptzjepa.machine import MachineError
+    from ptzjepa.redis_server import RedisServerError
     from ptzjepa.runlock import RunLockedError
+    from ptzjepa.status import NothingStoredError
+    from ptzjepa.swarm import SwarmError
 
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "swarm":
+            return _swarm(args)
         if args.command == "legacy":
             from ptzjepa import legacy
 
             return legacy.run(args.options)
+        if args.command == "report":
+            return _report(args)
         if args.command == "status":
             from ptzjepa import app
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, _Usage) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, MachineError, RunLockedError, NothingStoredError, SwarmError, RedisServerError,
+            _Usage) as exc:
+        from ptzjepa.logs import scrub
+
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

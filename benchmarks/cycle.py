@@ -16,6 +16,7 @@ top folder) and per world-model checkpoint (weights file, optimiser file), in MB
 from __future__ import annotations
 
 import argparse
+import posixpath
 import sys
 import time
 import uuid
@@ -43,15 +44,20 @@ class Recorder:
         self.bytes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.checkpoints: list[tuple[str, int]] = []  # (file kind, bytes) of world-model saves
         node.events.subscribe(self.on_event)
-        real = node.store.write_bytes
+        stores = [node.store] if node.shared is None or node.shared is node.store else [node.store, node.shared]
+        for store in stores:  # write_text and write_json go through write_bytes; commits through create_bytes
+            store.write_bytes = self._counting(store.write_bytes)
+            store.create_bytes = self._counting(store.create_bytes)
 
-        def counting(rel: str, data: bytes) -> None:
+    def _counting(self, real):
+        def counting(rel: str, data: bytes):
             self.bytes[self.cycle][rel.split("/", 1)[0]] += len(data)
             if rel.startswith("world_models/") and rel.endswith(".pt"):
-                self.checkpoints.append(("optimiser" if rel.endswith("optimizer.pt") else "weights", len(data)))
-            real(rel, data)
+                kind = "optimiser" if posixpath.basename(rel).startswith("optimizer-") else "weights"
+                self.checkpoints.append((kind, len(data)))
+            return real(rel, data)
 
-        node.store.write_bytes = counting  # write_text and write_json go through it too
+        return counting
 
     def on_event(self, event) -> None:
         data = event.data

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from rich.console import Console
 
 from ptzjepa.checkpoints import WORLD_MODELS
 from ptzjepa.config import Config
-from ptzjepa.config_loading import config_to_dict
+from ptzjepa.config_loading import config_notes, config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
 from ptzjepa.node import Node
+from ptzjepa.preflight import check_services
 from ptzjepa.progress_lines import ProgressLines
-from ptzjepa.runlock import RunLock
-from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
+from ptzjepa.runlock import RunLock, run_holder
+from ptzjepa.shared_store import open_shared
+from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
 from ptzjepa.store import Store
+from ptzjepa.swarm import SwarmPlan
+from ptzjepa import contributions
+from ptzjepa.contributions_view import contributions_table
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
@@ -31,7 +39,7 @@ CONFIG_SNAPSHOT = "state/config.json"
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret the run may hold, so that logging can blank them out wherever they appear."""
-    return [s for s in (config.camera.password(), config.locks.password()) if s]
+    return [s for s in (config.camera.password(), config.locks.password(), config.storage.sftp_password()) if s]
 
 
 def run(config: Config, machine: str, cycles: int | None, view: bool, debug: bool) -> int:
@@ -39,13 +47,17 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     spec = load_machine(machine)
     console = Console(stderr=False) if view else None
     setup_logging(debug, secrets_of(config), console=console)
+    check_services(config)
     use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
-        node = Node(config=config, store=store, events=Events())
+        shared = open_shared(config.storage, store)
+        node = Node(config=config, store=store, events=Events(), shared=shared)
         # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
         # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
         swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
+        if shared is not store:
+            swept += shared.sweep_temp_files(folder=WORLD_MODELS, older_than_s=3600)
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
@@ -64,6 +76,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
         )
+        for note in config_notes(config):
+            node.events.emit("warning", message=note)
         if console is None:
             node.events.subscribe(ProgressLines(config.run.progress_every_s))
         restore = _install_stop_handlers(node.stop)
@@ -118,9 +132,16 @@ def _announce_stop(node: Node) -> None:
 
 
 def _install_stop_handlers(stop: threading.Event):
-    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it."""
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it.
+
+    Only this process answers: forked children (data-loader workers) inherit the handler and get
+    the terminal's Ctrl-C too, but they stop when the main process ends them, and must not each
+    print the stopping line."""
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            return
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -138,20 +159,35 @@ def _install_stop_handlers(stop: threading.Event):
     return restore
 
 
+def swarm(plan: SwarmPlan, view: bool) -> int:
+    """Run a swarm of simulated nodes to the end, or until Ctrl-C; returns the exit code."""
+    from ptzjepa.swarm import Swarm, install_stop_handlers
+    from ptzjepa.swarm_view import SwarmView
+
+    setup_logging(False)
+    console = Console() if view else Console(width=160)
+    with SwarmView(console, live=view) as drawn:
+        runner = Swarm(plan, on_tick=drawn)
+        restore = install_stop_handlers(runner)
+        try:
+            code = runner.run()
+        finally:
+            restore()
+    drawn.final(runner)
+    return code
+
+
 def status(data: str, as_json: bool) -> int:
     """Print a node's facts once, from its store, without attaching to it: it only reads, so a
     mistyped --data leaves no empty folder behind to be mistaken for a node later."""
     shown = redact_url(data)
     store = Store(data, create=False)
     if not store.is_folder():
-        print(f"status: {shown}: no data folder there (no ptzjepa run has stored anything here)",
-              file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no data folder there (no ptzjepa run has stored anything here)")
     snap = store.read_json(STATUS_FILE, default=None)
     machine = store.read_json(MACHINE_STATE_FILE, default=None)
     if snap is None and machine is None:
-        print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no ptzjepa run has stored anything here")
     snap = dict(snap or {})
     if isinstance(machine, dict):
         snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
@@ -160,8 +196,58 @@ def status(data: str, as_json: bool) -> int:
     snap["frames_stored"] = FrameStore(store).count()
     snap["disk_bytes"] = store.disk_usage()
     snap["data"] = shown
+    snap["run"] = _liveness(store, snap, machine)
+    snap["shared"] = _shared_summary(store)
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:
-        Console().print(render(snap))
+        console = Console()
+        console.print(render(snap))
+        if snap["shared"].get("models"):
+            console.print(contributions_table(snap["shared"]))
     return 0
+
+
+def _shared_summary(store: Store) -> dict[str, Any]:
+    """Contributions to the shared models, from the store named in the node's config snapshot
+    (its own store when no other is set); {"error": ...} when that store cannot be read."""
+    from ptzjepa.checkpoints import Checkpoints
+    from ptzjepa.config_loading import config_from_dict
+
+    saved = store.read_json(CONFIG_SNAPSHOT, default=None)
+    try:
+        storage = config_from_dict(saved if isinstance(saved, dict) else {}, CONFIG_SNAPSHOT).storage
+        shared = open_shared(storage, store, create=False)
+        found = contributions.summary(Checkpoints(shared, WORLD_MODELS), shared)
+    except Exception as exc:  # status reports what it can: the node's own facts still print
+        return {"error": f"shared store: {exc}"}
+    return {"url": redact_url(storage.shared_url()), **found}
+
+
+def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any]:
+    """Whether the run is alive (its run lock says), when it was last seen (its newest status or
+    machine write), and, for a dead run, what became of the model leases it held: OS locks went
+    with the process; Redis leases run out `locks.lease_s` after their last renewal."""
+    held = run_holder(store)
+    stamps = [d.get("updated") for d in (snap, machine) if isinstance(d, dict)]
+    seen = max((float(t) for t in stamps if isinstance(t, (int, float))), default=None)
+    run: dict[str, Any] = {"alive": held.alive, "last_seen": seen, **{k: held.holder[k] for k in ("host", "pid") if k in held.holder}}
+    if held.alive is False and snap.get("locks"):
+        config = store.read_json(CONFIG_SNAPSHOT, default=None)
+        locks = config.get("locks") if isinstance(config, dict) else None
+        lease_s = locks.get("lease_s") if isinstance(locks, dict) else None
+        redis = isinstance(locks, dict) and locks.get("kind") == "redis"
+        now = time.time()
+        for resource, state in list(snap["locks"].items()):
+            if not str(state).startswith("held"):
+                continue
+            if redis and isinstance(lease_s, (int, float)) and seen is not None and now < seen + lease_s:
+                snap["locks"][resource] = f"stale: {state}, by a run that is not running; expires by " \
+                                          f"{_clock(seen + lease_s)}"
+            else:
+                snap["locks"][resource] = f"expired: {state}, by a run that is not running"
+    return run
+
+
+def _clock(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -20,9 +20,13 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     reward [value, action]                       the real reward of a navigate move
     dreams_stored [set, chunk, dreams, done, total]
     model_saved [kind, name, version, path, loss]   after every epoch of a training stage
-    lock [resource, status]
+    lock [resource, status]                      resource "lock service" when Redis is out of reach
+    lease [resource, token, acquire_s]           a world model leased; acquire_s: choosing it and the locker's calls
     disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
+
+    commit_refused [model, token, reason]        the shared store refused a commit (fencing)
+    balance [stage, model, allowed_updates, status]   balancing bounds or skips this node's training
 
 The logs take stage starts and ends, lock events and the run's start and finish at INFO,
 warnings at WARNING, and the per-step and per-epoch kinds only at DEBUG (`--debug`).
@@ -38,11 +42,15 @@ from typing import Any
 
 import attrs
 
+from ptzjepa.logs import scrub_data
+
 log = logging.getLogger("ptzjepa")
 
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
 # DEBUG, so that the default logs above the live view stay quiet.
-_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning", "stopping"}
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "lease", "warning",
+               "stopping"}
+_INFO_KINDS |= {"commit_refused", "balance"}  # rare, and worth a line: the fence and balancing at work
 
 
 @attrs.frozen
@@ -72,7 +80,9 @@ class Events:
                 self._subscribers.remove(subscriber)
 
     def emit(self, kind: str, /, **data: Any) -> None:
-        event = Event(kind, time.time(), data)
+        """Hand an event to every subscriber, its text scrubbed of secrets first (an error message
+        may quote what a camera echoed), so no log, status file, view or Waggle can show one."""
+        event = Event(kind, time.time(), scrub_data(data))
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zlib
 from typing import Any
 
 import torch
 
 from ptzjepa.camera.base import PTZLimits
+from ptzjepa import contributions, model_choice
 from ptzjepa.checkpoints import AGENTS, WORLD_MODELS, Checkpoints, CheckpointError
 from ptzjepa.config import CUDA_GRAPH_MODES, Config
 from ptzjepa.learning.actions import ActionTable, PoseLimits
@@ -53,11 +55,12 @@ def action_table(config: Config, limits: PTZLimits) -> ActionTable:
 
 
 def world_models(node: Node) -> Checkpoints:
-    return Checkpoints(node.store, WORLD_MODELS, keep=node.config.storage.keep_checkpoints)
+    """The population's checkpoints, in the shared store (storage.shared)."""
+    return Checkpoints(node.shared, WORLD_MODELS, keep=node.config.storage.keep_checkpoints)
 
 
 def population_names(config: Config) -> list[str]:
-    return [f"wm-{i}" for i in range(config.world_model.population)]
+    return model_choice.population_names(config.world_model.population)
 
 
 def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
@@ -65,7 +68,7 @@ def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
     store = world_models(node)
     best: tuple[float, str, dict[str, Any]] | None = None
     for name in store.names():
-        info = store.info(name) or {}
+        info = store.current(name) or {}
         if int(info.get("epochs_trained", 0)) < 1:
             continue
         loss = float(info.get("last_loss", math.inf))
@@ -85,28 +88,17 @@ def load_world_model(node: Node, name: str, device: torch.device) -> tuple[World
 
 
 def lease_world_model(node: Node):
-    """A free model of the population and its lease, or None when others hold them all.
-
-    The rule: in cycle c a node tries wm-((hash(node name) + c) mod population) first, then the
-    ones after it, wrapping round. The node's offset spreads nodes sharing a population instead
-    of all queueing for wm-0; the cycle moves one node through every model over successive cycles
-    (a lone node trains them all, not one forever); and a run resumed in the same cycle goes back
-    to the model whose epochs it had saved."""
-    names = population_names(node.config)
-    start = (stable_hash(node.name) + node.cycle) % len(names)
-    locker = node.locker()
-    for name in names[start:] + names[:start]:
-        lease = locker.acquire(f"{WORLD_MODELS}/{name}")
-        if lease is not None:
-            return name, lease
-    return None
+    """A free model of the population and its lease (ptzjepa.model_choice: world_model.choose and
+    balancing decide the order), None when others hold them all, (YIELDED, None) when balancing
+    leaves this node nothing to train now."""
+    return model_choice.lease_world_model(node, world_models(node))
 
 
 def load_or_new_world_model(node: Node, name: str, mode: str, updates_per_epoch: int, device: torch.device):
     """The model to train, with its trainer; starts a new one from scratch or from the best.
 
-    The optimiser's state comes from `optimizer.pt` when it belongs to the version loaded (it is
-    kept for the newest version only); otherwise the optimiser starts afresh, with a warning."""
+    The optimiser's state comes from `optimizer-<version>.pt` of the version loaded (it is kept
+    for the newest version only); otherwise the optimiser starts afresh, with a warning."""
     cfg = node.config.world_model
     spec = world_model_spec(node.config)
     with torch.random.fork_rng(devices=[]):
@@ -173,18 +165,26 @@ def batched_update(config: Config, device: torch.device) -> bool:
     return path == "batched" or (path == "auto" and device.type == "cuda")
 
 
-OPTIMIZER_FILE = "optimizer.pt"
+_OPTIMIZER_FILE = re.compile(r"optimizer-(\d{6,})\.pt")
+
+
+def optimizer_file(version: int) -> str:
+    """The name of the optimiser-state file of one version (beside its `ckpt-<version>.pt`)."""
+    return f"optimizer-{version:06d}.pt"
 
 
 def _optimizer_of(node: Node, name: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
     """The trainer state saved with version meta['version'], or None (another version's, or none)."""
-    path = f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE}"
-    if meta is None or not node.store.exists(path):
+    if meta is None or "version" not in meta:
+        return None
+    store = world_models(node).store
+    path = f"{WORLD_MODELS}/{name}/{optimizer_file(int(meta['version']))}"
+    if not store.exists(path):
         return None
     try:
-        saved = torch.load(io.BytesIO(node.store.read_bytes(path)), map_location="cpu", weights_only=True)
+        saved = torch.load(io.BytesIO(store.read_bytes(path)), map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or garbled file: the weights are still good
-        node.events.emit("warning", message=f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE} does not load ({exc})")
+        node.events.emit("warning", message=f"{path} does not load ({exc})")
         return None
     if not isinstance(saved, dict) or saved.get("version") != meta.get("version"):
         return None
@@ -197,29 +197,39 @@ def _accumulation(config: Config) -> int:
 
 
 def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldModelTrainer, session: Session,
-                     mode: str, frames: int, fence: int, base: dict[str, Any], new_epochs: int = 1) -> dict[str, Any]:
-    """Save `name` after `new_epochs` more finished epochs (0: a save inside an epoch); returns the
-    new version's metadata, the next save's base.
+                     mode: str, frames: int, fence: int, base: dict[str, Any], work: dict[str, float],
+                     new_epochs: int = 1) -> dict[str, Any]:
+    """Commit `name` after `new_epochs` more finished epochs (0: a save inside an epoch); returns
+    the new version's metadata, the next save's base. FenceRefused when the store refuses the
+    commit (a newer lease holder has committed).
 
     `base` is the metadata of the version the weights came from (what load returned, or the last
     save), not model_info.json's: after a fallback past a broken version, its epochs and
-    contributions were never part of these weights. The version's file holds the weights (what
-    dreams, navigation and other nodes read); the optimiser's state, needed only to resume this
-    newest version, goes to `optimizer.pt`, overwritten by every save."""
-    contributions = dict(base.get("contributions") or {})
-    contributions[node.name] = int(contributions.get(node.name, 0)) + new_epochs
+    contributions were never part of these weights. `work` is this save's share since the last
+    save: updates, frames (seen) and seconds. The version's file holds the weights (what dreams,
+    navigation and other nodes read); the optimiser's state, needed only to resume the newest
+    version, goes to `optimizer-<version>.pt`, written create-only and only after the version's
+    own create-only commit succeeded: a stale holder whose commit is refused writes none, so it
+    can never replace the newest version's optimiser (docs/distributed.md)."""
     meta = {
         "spec": model.spec.to_dict(), "session": session.to_dict(), "mode": mode,
         "epochs_trained": int(base.get("epochs_trained", 0)) + new_epochs,
         "last_loss": session.last_loss(), "trained_by": node.name, "frames": frames,
-        "contributions": contributions, "fence": fence, "parent": base.get("parent"), "cycle": node.cycle,
+        "contributions": contributions.add(base.get("contributions"), node.name, updates=int(work["updates"]),
+                                           frames=int(work["frames"]), epochs=new_epochs, seconds=work["seconds"]),
+        "parent": base.get("parent"), "cycle": node.cycle,
     }
     store = world_models(node)
-    version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"))
+    version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"), fence=fence)
     buffer = io.BytesIO()
     torch.save({"version": version, "trainer": trainer.state_dict()}, buffer)
-    node.store.write_bytes(f"{WORLD_MODELS}/{name}/{OPTIMIZER_FILE}", buffer.getvalue())
-    return {**meta, "version": version}
+    folder = f"{WORLD_MODELS}/{name}"
+    store.store.create_bytes(f"{folder}/{optimizer_file(version)}", buffer.getvalue())
+    for file in store.store.list(folder, ".pt"):  # older versions' optimisers: never resumed from
+        match = _OPTIMIZER_FILE.fullmatch(file)
+        if match and int(match.group(1)) < version:
+            store.store.delete(f"{folder}/{file}")
+    return {**meta, "version": version, "fence": fence}
 
 
 # --- agents -------------------------------------------------------------------------------

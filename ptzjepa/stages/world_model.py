@@ -11,6 +11,10 @@ unbroken run would have. Checkpoints (weights, and the optimiser beside them) ar
 stage's end, at a stop, and every `checkpoint_every_s` in between; each carries the session
 (updates and epochs done, best loss, plateau counter). Per-update metrics go to the events
 stream and, per epoch, to `metrics/world_model/<model>/c<cycle>-e<epoch>.jsonl` in the store.
+Each save records this node's work since the last one (updates, frames, seconds) in the model's
+contributions; with balancing on, the loop stops at this node's update allowance. A save whose
+lease is lost or whose commit the store refuses (a newer holder committed) drops the work since
+the last save and ends the stage `locked`; a lock service that is down ends it `locked` too.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import math
 import time
 
 from ptzjepa import model_store
-from ptzjepa.locks import fenced
+from ptzjepa.checkpoints import FenceRefused
+from ptzjepa.locks import LockerUnavailable, fenced
 from ptzjepa.node import Node
 from ptzjepa.learning.session import Session
 from ptzjepa.training_frames import FrameBank, FrameSampler
@@ -47,11 +52,20 @@ def _train(node: Node, mode: str, stage: str) -> str:
         if records:  # none at all is the ordinary start: the machine routes to capture
             node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
-    leased = model_store.lease_world_model(node)
+    asked = time.monotonic()
+    try:
+        leased = model_store.lease_world_model(node)
+    except LockerUnavailable as exc:  # waiting_for_lock waits for the lock service to come back
+        node.events.emit("warning", message=f"{exc}; waiting for it")
+        return "locked"
     if leased is None:
         return "locked"
     name, lease = leased
+    if lease is None:  # balancing: this node is ahead on every model it could lease now
+        node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
+        return "done"
     resource = f"{model_store.WORLD_MODELS}/{name}"
+    node.events.emit("lease", resource=resource, token=lease.token, acquire_s=time.monotonic() - asked)
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
         return _train_leased(node, mode, stage, name, lease, records)
@@ -78,12 +92,19 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     model, trainer, meta = model_store.load_or_new_world_model(node, name, mode, per_epoch, device)
     session = Session.from_meta(meta, node.cycle, node.name, stage)
     trainer.updates = session.steps  # the schedules' index: a new session starts them over
+    allowed = model_store.model_choice.allowance(node, model_store.world_models(node), name)
+    if allowed is not None:
+        node.events.emit("balance", stage=stage, model=name, allowed_updates=allowed,
+                         status=f"{name}: at most {allowed} more updates from this node (balancing)")
     run = _Run(node, stage, name, lease, mode, model, trainer, session, len(records), meta or {})
     total = cfg.epochs * per_epoch
     clock = _Clock(total - session.steps)
+    stage_updates = 0
     while session.steps < total and not session.plateaued(cfg.patience):
         if node.stop.is_set():
             return run.stop()
+        if allowed is not None and stage_updates >= allowed:
+            break
         update = session.steps
         images, poses = bank.batch(rows[sampler.rows(update).to(device)], cfg.crop_scale,
                                    sampler.generator(update, stream=1))
@@ -91,6 +112,7 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
         if stats is None:  # stopped between micro-batches: the model is as after the last update
             return run.stop()
         session.steps += 1
+        stage_updates += 1
         session.epoch_losses.append(stats["loss"])
         clock.tick(images.shape[0])
         run.record(stats, trainer.lr, images.shape[0], clock)
@@ -147,6 +169,7 @@ class _Run:
         self.lines: list[str] = []
         self.new_epochs = 0
         self.unsaved = 0  # updates since the last save
+        self.images = 0  # images seen since the last save
         self.saved_at = time.monotonic()
         self.epoch_ended = False
         self.warned = False
@@ -154,6 +177,7 @@ class _Run:
     def record(self, stats: dict[str, float], lr: float, images: int, clock: _Clock) -> None:
         s = self.session
         self.unsaved += 1
+        self.images += images
         graphed = self.trainer.graphed
         if graphed is not None and graphed.failure and not self.warned:
             self.warned = True
@@ -188,15 +212,23 @@ class _Run:
         return "stopped"
 
     def save(self) -> bool:
-        """Checkpoint now; False when the lease is lost (the work since the last save is dropped)."""
+        """Checkpoint now; False when the lease is lost or the store refuses the commit (a newer
+        holder committed): the work since the last save is dropped and the stage ends `locked`."""
         if not fenced(self.lease):
             self.node.events.emit("warning", message=f"lost the lease on world model {self.name}; "
                                   "its updates since the last checkpoint are dropped")
             return False
-        self.base = model_store.save_world_model(
-            self.node, self.name, self.model, self.trainer, self.session, self.mode, frames=self.frames,
-            fence=self.lease.token, base=self.base, new_epochs=self.new_epochs)
+        work = {"updates": self.unsaved, "frames": self.images, "seconds": time.monotonic() - self.saved_at}
+        try:
+            self.base = model_store.save_world_model(
+                self.node, self.name, self.model, self.trainer, self.session, self.mode, frames=self.frames,
+                fence=self.lease.token, base=self.base, work=work, new_epochs=self.new_epochs)
+        except FenceRefused as exc:
+            self.node.events.emit("warning", message=f"commit refused by the store: {exc}; "
+                                  "its updates since the last checkpoint are dropped")
+            self.node.events.emit("commit_refused", model=self.name, token=self.lease.token, reason=str(exc))
+            return False
         self.node.events.emit("model_saved", kind="world_models", name=self.name, version=self.base["version"],
                               path=f"world_models/{self.name}", loss=self.session.last_loss())
-        self.new_epochs, self.unsaved, self.saved_at = 0, 0, time.monotonic()
+        self.new_epochs, self.unsaved, self.images, self.saved_at = 0, 0, 0, time.monotonic()
         return True
