@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    exp = sub.add_parser("experiment", help="run every navigation policy K times on the simulator and compare them")
+    exp.add_argument("--sim", action="store_true", help="required: only the simulator can measure everything")
+    exp.add_argument("--profile", default="sim", help="settings profile for every run (default: sim)")
+    exp.add_argument("--policies", default="curiosity,random,sweep", help="comma-separated navigate.policy values")
+    exp.add_argument("--seeds", type=int, default=3, help="runs per policy, seeds 0..K-1 (default: 3)")
+    exp.add_argument("--cycles", type=int, default=2, help="lifelong cycles per run (default: 2)")
+    exp.add_argument("--out", required=True, help="local folder: one data folder per run, experiment.json, plots")
+    exp.add_argument("--jobs", type=int, help="runs at once (default: up to 4 on a GPU, one per two CPU cores)")
+    exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every run")
+    exp.add_argument("--json", action="store_true", help="print experiment.json instead of the table")
+
     legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
                             add_help=False, prefix_chars="\x00")
     legacy.add_argument("options", nargs=argparse.REMAINDER)
@@ -58,6 +69,16 @@ def _run(args: argparse.Namespace) -> int:
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from ptzjepa import experiment
+
+    if not args.sim:
+        raise _Usage("experiment: needs --sim (held-out error and choice quality need the simulator)")
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    return experiment.run(args.profile, policies, args.seeds, args.cycles, args.out, list(args.set),
+                          args.jobs, args.json)
+
+
 def _machines(args: argparse.Namespace) -> int:
     from ptzjepa.machine import list_machines, load_machine, mermaid
 
@@ -76,12 +97,15 @@ class _Usage(ValueError):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ptzjepa.config_loading import ConfigError
+    from ptzjepa.experiment import ExperimentUsage
     from ptzjepa.machine import MachineError
     from ptzjepa.runlock import RunLockedError
 
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "experiment":
+            return _experiment(args)
         if args.command == "legacy":
             from ptzjepa import legacy
 
@@ -91,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, _Usage) as exc:
+    except (ConfigError, MachineError, RunLockedError, ExperimentUsage, _Usage) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
