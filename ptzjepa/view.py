@@ -4,7 +4,8 @@
 picture from `state/status.json`, and tests render it to text with a recording console.
 
 Top: the machine as a row of states (the current one lit, where the loop closes, the side states),
-then cycle, time in the state and time running. Left: the camera's PTZ, frames, disk use, models
+then cycle, time in the state and time running. Left: the camera's PTZ, frames, disk use, the newest
+coverage, choice percentile and held-out error (ptzjepa.metrics), models
 on disk, locks, and the pan/tilt coverage map with the camera's cell marked. Right: one progress
 bar per stage of the cycle (frames, epochs with the batch in flight, dreams, moves), the loss
 curves and other metrics as sparklines, dreams made, and the recent rewards with their moves.
@@ -223,6 +224,12 @@ def _facts(snap: dict[str, Any]) -> Table:
     table.add_row("camera", f"pan {ptz[0]:.1f}° tilt {ptz[1]:.1f}° zoom {ptz[2]:.2f}×" if ptz else "—")
     table.add_row("frames stored", str(snap.get("frames_stored", 0)))
     table.add_row("disk", _bytes(int(snap.get("disk_bytes", 0))))
+    if isinstance(snap.get("coverage_fraction"), (int, float)):
+        table.add_row("coverage", f"{snap['coverage_fraction'] * 100:.1f} % of cells (last navigate)")
+    if isinstance(snap.get("choice_percentile"), (int, float)):
+        table.add_row("choice", f"{snap['choice_percentile']:.0f} % percentile (last graded move)")
+    if isinstance(snap.get("heldout_error"), (int, float)):
+        table.add_row("held-out", f"error {_num(snap['heldout_error'])}")
     models = sorted((snap.get("models") or {}).items())
     for i, (name, model) in enumerate(models):
         line = f"{name} v{model.get('version', '?')}"

@@ -19,6 +19,8 @@ singular values; 1 when every view maps to one direction).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -69,6 +71,13 @@ def make_cases(config: Config, limits: PTZLimits, table: ActionTable) -> list[Ca
             poses.append(PTZ(*(float(v) for v in pose[0])))
         cases.append(Case(before, actions, tuple(poses), float(rng.uniform(0.0, _DAY_S))))
     return cases
+
+
+def digest(cases: Sequence[Case]) -> str:
+    """A short fingerprint of a case list, stored with the results, so that runs can show they
+    were measured on the same held-out set."""
+    text = json.dumps([attrs.asdict(c) for c in cases], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def overlapping(cases: Sequence[Case], records: Iterable[FrameRecord], tol: float = 1e-3) -> set[int]:

@@ -62,4 +62,4 @@ def _heldout(node: Node, records) -> dict | None:
     finally:
         camera.close()
     return {"cycle": node.cycle, "world_model": picked[0], "version": meta.get("version"),
-            "excluded": len(excluded), **result}
+            "excluded": len(excluded), "cases_digest": heldout.digest(cases), **result}
