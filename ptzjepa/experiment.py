@@ -192,6 +192,9 @@ def run(profile: str, policies: list[str], seeds: int, cycles: int, out: str, se
         raise ExperimentUsage("--seeds, --cycles and --jobs: expected whole numbers >= 1")
     if "://" in out:
         raise ExperimentUsage(f"--out: expected a local folder (the runs' logs are files), got {out}")
+    out = str(Path(out).expanduser().resolve())  # the runs work in the repository, not in our cwd
+    if Path(profile).suffix in (".yaml", ".yml") and Path(profile).is_file():
+        profile = str(Path(profile).resolve())
     specs = plan(policies, seeds, out)
     # Every run's settings are checked before any run starts (a bad --set stops here, exit 2).
     configs = {s.name: load_config(profile, ["camera.kind=sim", f"storage.data={s.data}", *s.overrides(sets)])
