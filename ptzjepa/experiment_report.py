@@ -43,10 +43,10 @@ def aggregate(runs: dict[str, dict[str, dict[str, Any]]], cycles: list[int]) -> 
     return summary
 
 
-def _fmt(stats: dict[str, Any], digits: int = 3) -> str:
+def _fmt(stats: dict[str, Any], digits: int = 3, scale: float = 1.0) -> str:
     if stats["mean"] is None:
         return "–"
-    return f"{stats['mean']:.{digits}g} ± {stats['std']:.2g}"
+    return f"{stats['mean'] * scale:.{digits}g} ± {stats['std'] * scale:.2g}"
 
 
 def table(result: dict[str, Any]) -> Table:
@@ -54,18 +54,21 @@ def table(result: dict[str, Any]) -> Table:
     out = Table(title=f"experiment: {result['profile']} profile, {result['seeds']} seed(s), "
                       f"{len(cycles)} cycle(s), mean ± std over seeds")
     out.add_column("policy", style="bold")
-    out.add_column("frames")
-    out.add_column("coverage (navigate)")
-    out.add_column("coverage (all, end)")
-    out.add_column("choice %")
+    out.add_column("frames", justify="right")
+    out.add_column("cover nav %", justify="right")
+    out.add_column("cover all %", justify="right")
+    out.add_column("choice %", justify="right")
     for c in cycles:
-        out.add_column(f"held-out c{c}")
+        out.add_column(f"held-out c{c}", justify="right")
     for policy, summary in result["summary"].items():
         overall, per_cycle = summary["overall"], summary["per_cycle"]
-        out.add_row(policy, _fmt(overall["frames"], 4), _fmt(overall["coverage"]),
-                    _fmt(per_cycle["coverage_cumulative"][-1]) if cycles else "–",
+        out.add_row(policy, _fmt(overall["frames"], 4), _fmt(overall["coverage"], scale=100),
+                    _fmt(per_cycle["coverage_cumulative"][-1], scale=100) if cycles else "–",
                     _fmt(overall["choice_percentile"]),
                     *(_fmt(s) for s in per_cycle["heldout_one_step"]))
+    out.caption = ("cover nav: cells visited by the navigate frames, mean over cycles; cover all: by all "
+                   "frames at the end; choice: percentile of the chosen move's real error; held-out: "
+                   "one-step error of the world model after each cycle (lower is better)")
     return out
 
 

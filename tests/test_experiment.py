@@ -54,6 +54,10 @@ def test_experiment_runs_every_policy_and_seed_and_resumes_without_redoing(tmp_p
             assert measured["excluded"] == 0
             digests.setdefault(seed, set()).add(measured["cases_digest"])
     assert all(len(d) == 1 for d in digests.values()) and digests["0"] != digests["1"]
+    # cycle 0's world model has seen only the capture round, which every policy shares
+    for seed in ("0", "1"):
+        first = {p: result["runs"][p][seed]["cycles"][0]["heldout_one_step"] for p in result["runs"]}
+        assert max(first.values()) - min(first.values()) <= 1e-4 * max(first.values()), first
     # the random policy's moves really are other moves than the sweep's
     actions = {p: {r.command.action for r in frames_taken(Store(result["runs"][p]["0"]["data"]))
                    if r.command.kind == "action"} for p in ("random", "sweep")}
@@ -63,14 +67,16 @@ def test_experiment_runs_every_policy_and_seed_and_resumes_without_redoing(tmp_p
         image = cv2.imread(str(out / name))
         assert image is not None and image.shape[0] > 100 and np.ptp(image) > 0, name
 
-    # the same command again redoes nothing; a run whose folder went missing is redone alone
-    import shutil
-
-    shutil.rmtree(out / "sweep-s1")
+    # the same command again redoes nothing that finished, and resumes a run that did not: one
+    # stopped in its last state (cheaper here than killing a run at the right moment)
+    state = out / "sweep-s1" / "state" / "machine.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "cycle": 0, "state": "evaluate"}))
+    (out / "sweep-s1" / heldout.HELDOUT / "c00000.json").unlink()
     again = _experiment(out)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("started ") == 1 and "started sweep-s1" in again.stderr
-    assert "held-out c0" in again.stdout and "curiosity" in again.stdout
+    assert (out / "sweep-s1" / heldout.HELDOUT / "c00000.json").is_file()
+    assert "experiment: tiny profile" in again.stdout and "curiosity" in again.stdout
 
 
 def test_experiment_refuses_bad_arguments_with_one_line(tmp_path: Path, capsys):
