@@ -14,9 +14,11 @@ rewrites the same files. This is the evaluation layer: the held-out set needs th
 from __future__ import annotations
 
 from ptzjepa import models
+from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.coverage import CellGrid, coverage_report, frames_taken
 from ptzjepa.node import Node
+from ptzjepa.store import StoreError
 
 STAGE = "evaluate"
 COVERAGE = "metrics/coverage"
@@ -31,7 +33,11 @@ def evaluate(node: Node) -> str:
     if newest:
         node.events.emit("metric", stage=STAGE, name="coverage", value=newest["fraction"], step=node.cycle)
     if node.config.metrics.heldout_cases and node.config.camera.kind == "sim":
-        result = _heldout(node, records)
+        try:
+            result = _heldout(node, records)
+        except (CheckpointError, StoreError) as exc:  # a measurement missed, never the loop stopped
+            node.events.emit("warning", message=f"held-out error not measured this cycle: {exc}")
+            result = None
         if result is not None:
             node.store.write_json(f"{heldout.HELDOUT}/c{node.cycle:05d}.json", result)
             for name in ("one_step", "k_step", "effective_rank"):
