@@ -13,6 +13,7 @@ from ptzjepa.frames import EMBEDS
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.choice import load_choices
 from ptzjepa.metrics.coverage import frames_taken
+from ptzjepa.node import Node
 from ptzjepa.stages.evaluate import COVERAGE, evaluate
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
@@ -28,7 +29,7 @@ def _cases(*sets):
 def test_held_out_cases_depend_only_on_their_seed_and_the_scene():
     first, second = _cases(), _cases("navigate.seed=7", "capture.seed=3", "navigate.policy=random")
     assert first == second and heldout.digest(first) == heldout.digest(second)
-    assert len(first) == 32 and all(len(c.poses) == 3 for c in first)
+    assert len(first) == 8 and all(len(c.poses) == 3 for c in first)  # the tiny profile's 8
     assert _cases("metrics.heldout_seed=1") != first and _cases("sim.seed=1") != first
     limits = load_config("tiny").camera.limits.to_limits()
     assert all(limits.contains(p) for c in first for p in c.all_poses())
@@ -96,9 +97,9 @@ def test_baseline_policies_navigate_without_an_agent_and_every_move_is_graded(po
         assert stored["policy"] == policy and stored["choice_percentile"] == by_id[record.id]["percentile"]
     if policy == "sweep":
         assert {r.command.action for r in nav if r.command.kind == "action"} == {"jump_right"}  # 3 moves a round
-
-
-def test_curiosity_still_needs_an_agent():
-    node = captured_node("world_model.epochs=1")
-    assert train_world_model(node) == "done"
-    assert navigate(node) == "no_agent"
+    else:  # the agent's own policy still needs the agent
+        config = node.config
+        curious = Node(config=attrs.evolve(config, navigate=attrs.evolve(config.navigate, policy="curiosity")),
+                       store=node.store, cycle=1)
+        curious.use_camera(node.camera())
+        assert navigate(curious) == "no_agent"
