@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("experiment", help="run every navigation policy K times on the simulator and compare them")
     exp.add_argument("--sim", action="store_true", help="required: only the simulator can measure everything")
     exp.add_argument("--profile", default="sim", help="settings profile for every run (default: sim)")
-    exp.add_argument("--policies", default="curiosity,random,sweep", help="comma-separated navigate.policy values")
+    exp.add_argument("--policies", default="curiosity,random,sweep", help="comma-separated navigate.policy values (default: all three)")
     exp.add_argument("--seeds", type=int, default=3, help="runs per policy, seeds 0..K-1 (default: 3)")
     exp.add_argument("--cycles", type=int, default=2, help="lifelong cycles per run (default: 2)")
     exp.add_argument("--out", required=True, help="local folder: one data folder per run, experiment.json, plots")

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("curiosity", "random", "sweep")
 SEEDED = ("sim.seed", "capture.seed", "navigate.seed", "world_model.seed", "dream.seed", "agent.seed")
 _STOP_GRACE_S = 120.0
+PLAN_FILE = "experiment-settings.json"
 
 
 @attrs.frozen
@@ -199,9 +200,16 @@ def run(profile: str, policies: list[str], seeds: int, cycles: int, out: str, se
     # Every run's settings are checked before any run starts (a bad --set stops here, exit 2).
     configs = {s.name: load_config(profile, ["camera.kind=sim", f"storage.data={s.data}", *s.overrides(sets)])
                for s in specs}
+    store = Store(out, create=False)
+    previous = store.read_json(PLAN_FILE, default=None) if store.is_folder() else None
+    settings = {"profile": profile, "sets": sets}
+    if isinstance(previous, dict) and previous != settings:
+        raise ExperimentUsage(f"--out {out}: holds runs made with other settings ({previous}); resume with "
+                              f"those or choose another folder")
     jobs = jobs or default_jobs(len(specs))
     err = Console(stderr=True)
     store = Store(out)
+    store.write_json(PLAN_FILE, settings)  # more seeds, cycles or policies may follow; other settings not
     try:
         codes = run_all(specs, profile, cycles, sets, jobs, progress=lambda line: err.print(f"experiment: {line}"))
     except Interrupted as exc:

@@ -77,6 +77,9 @@ def test_experiment_runs_every_policy_and_seed_and_resumes_without_redoing(tmp_p
     assert again.stderr.count("started ") == 1 and "started sweep-s1" in again.stderr
     assert (out / "sweep-s1" / heldout.HELDOUT / "c00000.json").is_file()
     assert "experiment: tiny profile" in again.stdout and "curiosity" in again.stdout
+    import cli
+
+    assert cli.main(["experiment", "--sim", "--profile", "tiny", "--out", str(out)]) == 2  # other --set
 
 
 def test_experiment_refuses_bad_arguments_with_one_line(tmp_path: Path, capsys):
