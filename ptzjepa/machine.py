@@ -19,7 +19,7 @@ from transitions import Machine
 
 from ptzjepa import retention
 from ptzjepa import stages as stage_registry
-from ptzjepa.config_loading import describe_structure_error
+from ptzjepa.errors import describe_structure_error
 
 if TYPE_CHECKING:
     from ptzjepa.node import Node

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ, AxisRange, PTZLimits
 from ptzjepa.config_loading import load_config
 from ptzjepa.frames import Command, FrameRecord
@@ -76,8 +76,8 @@ def test_the_choice_percentile_ranks_the_chosen_error_among_the_others():
 def test_action_errors_are_each_moves_real_error_as_navigation_measures_it():
     config = load_config("tiny")
     torch.manual_seed(0)
-    model = build_world_model(models.world_model_spec(config)).eval()
-    table = models.action_table(config, config.camera.limits.to_limits())
+    model = build_world_model(model_store.world_model_spec(config)).eval()
+    table = model_store.action_table(config, config.camera.limits.to_limits())
     rng = np.random.default_rng(1)
     views = {}
 
@@ -102,7 +102,7 @@ def test_action_errors_are_each_moves_real_error_as_navigation_measures_it():
 
 def test_sweep_rasters_pan_rows_then_tilt_then_zoom_and_turns_at_the_limits():
     config = load_config("tiny")
-    table = models.action_table(config, config.camera.limits.to_limits())
+    table = model_store.action_table(config, config.camera.limits.to_limits())
     names = [table.names[sweep_action(table, m, PTZ(0, 0, 1), row=2)] for m in range(8)]
     assert names == ["jump_right", "jump_right", "jump_up", "jump_left", "jump_left", "jump_up",
                      "long_zoom_in", "jump_right"]

@@ -6,7 +6,7 @@ import attrs
 import pytest
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ
 from ptzjepa.config_loading import load_config
 from ptzjepa.frames import EMBEDS
@@ -23,7 +23,7 @@ from tests.stage_helpers import captured_node
 def _cases(*sets):
     config = load_config("tiny", list(sets))
     limits = config.camera.limits.to_limits()
-    return heldout.make_cases(config, limits, models.action_table(config, limits))
+    return heldout.make_cases(config, limits, model_store.action_table(config, limits))
 
 
 def test_held_out_cases_depend_only_on_their_seed_and_the_scene():

@@ -13,9 +13,9 @@ import io
 import numpy as np
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.data import pose_of, to_tensor
-from ptzjepa.learning.dreamer import DreamInterrupted, rollout
+from ptzjepa.learning.dreamer import DreamInterrupted, pool_tokens, rollout
 from ptzjepa.node import Node
 
 STAGE = "dream"
@@ -24,7 +24,7 @@ DREAMS = "dreams"
 
 def dream(node: Node) -> str:
     cfg = node.config.dream
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     if picked is None:
         return "no_model"
     name, info = picked
@@ -32,12 +32,12 @@ def dream(node: Node) -> str:
     if not records:
         return "no_data"
     device = node.device()
-    world_model, meta = models.load_world_model(node, name, device)
+    world_model, meta = model_store.load_world_model(node, name, device)
     set_name = f"c{node.cycle:05d}-{name}-v{meta['version']:04d}"
     folder = f"{DREAMS}/{set_name}"
     rng = np.random.default_rng([cfg.seed, node.cycle])
     starts = rng.integers(0, len(records), size=cfg.number_of_dreams)
-    table = models.action_table(node.config, node.limits)
+    table = model_store.action_table(node.config, node.limits)
     chunks = list(range(0, cfg.number_of_dreams, cfg.chunk_size))
     image_size = node.config.world_model.image_size
     use_bf16 = node.config.world_model.bfloat16 and device.type == "cuda"
@@ -62,7 +62,7 @@ def dream(node: Node) -> str:
             )
         except DreamInterrupted:  # Ctrl-C mid-chunk: the chunk is redone, with the same seed, on resume
             return "stopped"
-        dreams.states = models.pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
+        dreams.states = pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
         buffer = io.BytesIO()
         torch.save(dreams.as_dict(), buffer)
         node.store.write_bytes(chunk_file, buffer.getvalue())

@@ -13,7 +13,7 @@ rewrites the same files. This is the evaluation layer: the held-out set needs th
 
 from __future__ import annotations
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.coverage import CellGrid, coverage_report, frames_taken
@@ -47,16 +47,16 @@ def evaluate(node: Node) -> str:
 
 
 def _heldout(node: Node, records) -> dict | None:
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     if picked is None:
         return None
-    from ptzjepa.camera.factory import open_camera
+    from ptzjepa.cameras import open_camera
 
     device = node.device()
-    world_model, meta = models.load_world_model(node, picked[0], device)
+    world_model, meta = model_store.load_world_model(node, picked[0], device)
     camera = open_camera(node.config)  # its own camera: the node's keeps its pose and clock
     try:
-        cases = heldout.make_cases(node.config, camera.limits, models.action_table(node.config, camera.limits))
+        cases = heldout.make_cases(node.config, camera.limits, model_store.action_table(node.config, camera.limits))
         excluded = heldout.overlapping(cases, records)
         if excluded:
             node.events.emit("warning", message=f"held-out: {len(excluded)} case(s) coincide with stored "

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
+from ptzjepa.learning.dreamer import pool_tokens
 from ptzjepa.metrics import choice as choice_metric
 from ptzjepa.node import Node
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
@@ -36,18 +37,18 @@ STAGE = "navigate"
 
 
 def navigate(node: Node) -> str:
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     if picked is None:
         return "no_model"
     device = node.device()
     policy = node.config.navigate.policy
-    loaded = models.load_agent(node, device)
+    loaded = model_store.load_agent(node, device)
     if loaded is None and policy == "curiosity":
         return "no_agent"
     agent = loaded[0] if loaded is not None else None  # the baselines record its Q-values if there is one
-    world_model, _ = models.load_world_model(node, picked[0], device)
+    world_model, _ = model_store.load_world_model(node, picked[0], device)
     cfg, limits = node.config.navigate, node.limits
-    table = models.action_table(node.config, limits)
+    table = model_store.action_table(node.config, limits)
     per_round = cfg.movements + 1
     total = cfg.iterations * per_round
     done = int(node.progress(STAGE).get("done", 0))
@@ -104,7 +105,7 @@ def _choose(node: Node, world_model, agent, frame, table, rng: np.random.Generat
     q = torch.empty(0)
     if agent is not None:
         tokens = world_model.encode_target(image)
-        q = agent(models.pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
+        q = agent(pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
     policy = node.config.navigate.policy
     if policy == "random":
         action = random_action(table, rng)
@@ -146,7 +147,7 @@ def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tens
 
 def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
                      choice: dict) -> None:
-    pooled = models.pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
+    pooled = pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
     buffer = io.BytesIO()
     record = {"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
               "reward": torch.tensor(reward), "q": choice["q"], "policy": node.config.navigate.policy}
