@@ -60,6 +60,7 @@ def navigate(node: Node) -> str:
             return "stopped"
         node.events.emit("progress", stage=STAGE, done=step, total=total, unit="moves")
         rng = np.random.default_rng([cfg.seed, node.cycle, step])
+        fid = frame_id(node.cycle, STAGE, step)
         if step % per_round == 0 or current is None:
             start = PTZ(float(rng.uniform(limits.pan.lo, limits.pan.hi)),
                         float(rng.uniform(limits.tilt.lo, limits.tilt.hi)),
@@ -70,10 +71,9 @@ def navigate(node: Node) -> str:
             choice = _choose(node, world_model, agent, current, table, rng, device, step % per_round - 1)
             grade = node.config.metrics.choice_every
             if grade and move % grade == 0:
-                _grade(node, world_model, choice, table, frame_id(node.cycle, STAGE, step), step)
+                _grade(node, world_model, choice, table, fid, step)
             delta = table.deltas[choice["action"]].tolist()
             command = Command("action", PTZ(*delta), action=table.names[choice["action"]])
-        fid = frame_id(node.cycle, STAGE, step)
         frame = execute(node, command, fid)
         if not budget.record(frame is not None):
             return "failed"
