@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from rich.console import Console
 
 from ptzjepa.checkpoints import WORLD_MODELS
 from ptzjepa.config import Config
-from ptzjepa.config_loading import config_to_dict
+from ptzjepa.config_loading import config_notes, config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
 from ptzjepa.node import Node
-from ptzjepa.runlock import RunLock
-from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
+from ptzjepa.runlock import RunLock, run_holder
+from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
 from ptzjepa.store import Store
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
@@ -63,6 +66,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
         )
+        for note in config_notes(config):
+            node.events.emit("warning", message=note)
         restore = _install_stop_handlers(node.stop)
         try:
             if console is not None:
@@ -103,9 +108,16 @@ def use_threads(threads: int) -> None:
 
 
 def _install_stop_handlers(stop: threading.Event):
-    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it."""
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it.
+
+    Only this process answers: forked children (data-loader workers) inherit the handler and get
+    the terminal's Ctrl-C too, but they stop when the main process ends them, and must not each
+    print the stopping line."""
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            return
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -129,14 +141,11 @@ def status(data: str, as_json: bool) -> int:
     shown = redact_url(data)
     store = Store(data, create=False)
     if not store.is_folder():
-        print(f"status: {shown}: no data folder there (no ptzjepa run has stored anything here)",
-              file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no data folder there (no ptzjepa run has stored anything here)")
     snap = store.read_json(STATUS_FILE, default=None)
     machine = store.read_json(MACHINE_STATE_FILE, default=None)
     if snap is None and machine is None:
-        print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no ptzjepa run has stored anything here")
     snap = dict(snap or {})
     if isinstance(machine, dict):
         snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
@@ -145,8 +154,38 @@ def status(data: str, as_json: bool) -> int:
     snap["frames_stored"] = FrameStore(store).count()
     snap["disk_bytes"] = store.disk_usage()
     snap["data"] = shown
+    snap["run"] = _liveness(store, snap, machine)
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:
         Console().print(render(snap))
     return 0
+
+
+def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any]:
+    """Whether the run is alive (its run lock says), when it was last seen (its newest status or
+    machine write), and, for a dead run, what became of the model leases it held: OS locks went
+    with the process; Redis leases run out `locks.lease_s` after their last renewal."""
+    held = run_holder(store)
+    stamps = [d.get("updated") for d in (snap, machine) if isinstance(d, dict)]
+    seen = max((float(t) for t in stamps if isinstance(t, (int, float))), default=None)
+    run: dict[str, Any] = {"alive": held.alive, "last_seen": seen, **{k: held.holder[k] for k in ("host", "pid") if k in held.holder}}
+    if held.alive is False and snap.get("locks"):
+        config = store.read_json(CONFIG_SNAPSHOT, default=None)
+        locks = config.get("locks") if isinstance(config, dict) else None
+        lease_s = locks.get("lease_s") if isinstance(locks, dict) else None
+        redis = isinstance(locks, dict) and locks.get("kind") == "redis"
+        now = time.time()
+        for resource, state in list(snap["locks"].items()):
+            if not str(state).startswith("held"):
+                continue
+            if redis and isinstance(lease_s, (int, float)) and seen is not None and now < seen + lease_s:
+                snap["locks"][resource] = f"stale: {state}, by a run that is not running; expires by " \
+                                          f"{_clock(seen + lease_s)}"
+            else:
+                snap["locks"][resource] = f"expired: {state}, by a run that is not running"
+    return run
+
+
+def _clock(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

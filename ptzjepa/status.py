@@ -17,6 +17,7 @@ from typing import Any
 
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.events import Event
+from ptzjepa.logs import scrub_data
 from ptzjepa.store import Store
 
 STATUS_FILE = "state/status.json"
@@ -27,6 +28,10 @@ _RECENT_REWARDS = 5
 # The newest measurement of a run's progress (ptzjepa.metrics), by the metric event that carries it.
 NEWEST = {"evaluate.coverage": "coverage_fraction", "navigate.choice_percentile": "choice_percentile",
           "evaluate.heldout_one_step": "heldout_error"}
+
+
+class NothingStoredError(ValueError):
+    """`cli.py status` was pointed at a folder where no run has stored anything."""
 
 
 class NodeStatus:
@@ -238,4 +243,4 @@ class StatusWriter:
 
     def flush(self) -> None:
         self._last = time.time()
-        self.store.write_json(STATUS_FILE, self.status.snapshot())
+        self.store.write_json(STATUS_FILE, scrub_data(self.status.snapshot()))

@@ -24,7 +24,7 @@ from tests.conftest import REPO
 # Top to bottom. A pattern names a module or, with `*`, a family of modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
-    ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.waggle", "ptzjepa.legacy",
+    ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
              # evaluation code (issue 11): runs nodes on the simulator and compares them
              "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine"]),
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
     ("model_store", ["ptzjepa.model_store"]),
     ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data"]),
-    ("settings", ["ptzjepa.config_loading", "ptzjepa.config"]),
+    ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
                "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "sim", "sim.*"]),
