@@ -22,8 +22,11 @@ from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock, run_holder
+from ptzjepa.shared_store import open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
 from ptzjepa.store import Store
+from ptzjepa import contributions
+from ptzjepa.contributions_view import contributions_table
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
@@ -33,7 +36,7 @@ CONFIG_SNAPSHOT = "state/config.json"
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret the run may hold, so that logging can blank them out wherever they appear."""
-    return [s for s in (config.camera.password(), config.locks.password()) if s]
+    return [s for s in (config.camera.password(), config.locks.password(), config.storage.sftp_password()) if s]
 
 
 def run(config: Config, machine: str, cycles: int | None, view: bool, debug: bool) -> int:
@@ -44,10 +47,13 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
-        node = Node(config=config, store=store, events=Events())
+        shared = open_shared(config.storage, store)
+        node = Node(config=config, store=store, events=Events(), shared=shared)
         # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
         # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
         swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
+        if shared is not store:
+            swept += shared.sweep_temp_files(folder=WORLD_MODELS, older_than_s=3600)
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
@@ -155,11 +161,31 @@ def status(data: str, as_json: bool) -> int:
     snap["disk_bytes"] = store.disk_usage()
     snap["data"] = shown
     snap["run"] = _liveness(store, snap, machine)
+    snap["shared"] = _shared_summary(store)
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:
-        Console().print(render(snap))
+        console = Console()
+        console.print(render(snap))
+        if snap["shared"].get("models"):
+            console.print(contributions_table(snap["shared"]))
     return 0
+
+
+def _shared_summary(store: Store) -> dict[str, Any]:
+    """Contributions to the shared models, from the store named in the node's config snapshot
+    (its own store when no other is set); {"error": ...} when that store cannot be read."""
+    from ptzjepa.checkpoints import Checkpoints
+    from ptzjepa.config_loading import config_from_dict
+
+    saved = store.read_json(CONFIG_SNAPSHOT, default=None)
+    try:
+        storage = config_from_dict(saved if isinstance(saved, dict) else {}, CONFIG_SNAPSHOT).storage
+        shared = open_shared(storage, store, create=False)
+        found = contributions.summary(Checkpoints(shared, WORLD_MODELS), shared)
+    except Exception as exc:  # status reports what it can: the node's own facts still print
+        return {"error": f"shared store: {exc}"}
+    return {"url": redact_url(storage.shared_url()), **found}
 
 
 def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any]:

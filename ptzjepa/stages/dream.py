@@ -13,7 +13,7 @@ import io
 import numpy as np
 import torch
 
-from ptzjepa import model_store
+from ptzjepa import contributions, model_store
 from ptzjepa.data import pose_of, to_tensor
 from ptzjepa.learning.dreamer import DreamInterrupted, pool_tokens, rollout
 from ptzjepa.node import Node
@@ -76,6 +76,7 @@ def dream(node: Node) -> str:
         "chunks": len(chunks), "state_pool": cfg.state_pool, "actions": list(table.names),
     })
     node.events.emit("progress", stage=STAGE, done=cfg.number_of_dreams, total=cfg.number_of_dreams, unit="dreams")
+    contributions.count_dreams(node.shared, node.name, name, cfg.number_of_dreams)
     _prune(node, keep=cfg.keep_sets)
     return "done"
 
