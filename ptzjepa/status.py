@@ -28,6 +28,7 @@ _RECENT_REWARDS = 5
 # The newest measurement of a run's progress (ptzjepa.metrics), by the metric event that carries it.
 NEWEST = {"evaluate.coverage": "coverage_fraction", "navigate.choice_percentile": "choice_percentile",
           "evaluate.heldout_one_step": "heldout_error"}
+_LEASE_SAMPLES = 1000
 
 
 class NothingStoredError(ValueError):
@@ -64,6 +65,13 @@ class NodeStatus:
         self.dream_set: dict[str, Any] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, str] = {}
+        # Lock timings for the swarm benchmark and docs/scale.md: each lease's acquire latency, and
+        # each lock wait (from a training stage finding every model taken to the next lease, or to
+        # giving up in waiting_for_lock; 0 for a lease taken at once).
+        self.lease_acquire_s: deque[float] = deque(maxlen=_LEASE_SAMPLES)
+        self.lock_wait_s: deque[float] = deque(maxlen=_LEASE_SAMPLES)
+        self.leases_taken = 0
+        self._wait_began: float | None = None
         self.disk_bytes = 0
         self.warnings: deque[str] = deque(maxlen=5)
         self.outcomes: deque[str] = deque(maxlen=8)
@@ -100,6 +108,11 @@ class NodeStatus:
 
     def _on_state_left(self, e: Event) -> None:
         self.outcomes.append(f"{e.data['state']}→{e.data['outcome']}")
+        if e.data["outcome"] == "locked" and self._wait_began is None:
+            self._wait_began = e.time
+        elif e.data["outcome"] == "timeout" and self._wait_began is not None:
+            self.lock_wait_s.append(e.time - self._wait_began)
+            self._wait_began = None
 
     def _on_transition(self, e: Event) -> None:
         self._enter(e.data["dest"], int(e.data.get("cycle", self.cycle)), e.time)
@@ -139,6 +152,12 @@ class NodeStatus:
 
     def _on_model_saved(self, e: Event) -> None:
         self.models[f"{e.data['kind']}/{e.data['name']}"] = dict(e.data)
+
+    def _on_lease(self, e: Event) -> None:
+        self.leases_taken += 1
+        self.lease_acquire_s.append(float(e.data["acquire_s"]))
+        self.lock_wait_s.append(e.time - self._wait_began if self._wait_began is not None else 0.0)
+        self._wait_began = None
 
     def _on_lock(self, e: Event) -> None:
         self.locks[e.data["resource"]] = e.data["status"]
@@ -199,6 +218,8 @@ class NodeStatus:
                 "dreams": {"made": self.dreams_made, **self.dream_set},
                 "models": {k: dict(v) for k, v in self.models.items()},
                 "locks": dict(self.locks),
+                "leases": {"taken": self.leases_taken, "acquire_s": [round(v, 5) for v in self.lease_acquire_s],
+                           "lock_wait_s": [round(v, 4) for v in self.lock_wait_s]},
                 "disk_bytes": self.disk_bytes,
                 "warnings": list(self.warnings),
                 "outcomes": list(self.outcomes),
@@ -225,6 +246,10 @@ class NodeStatus:
                 if isinstance(snap.get(name), (int, float)):
                     self.newest[name] = float(snap[name])
             self.disk_bytes = int(snap.get("disk_bytes") or 0)
+            leases = snap.get("leases") or {}
+            self.leases_taken = int(leases.get("taken", 0))
+            self.lease_acquire_s.extend(map(float, leases.get("acquire_s") or []))
+            self.lock_wait_s.extend(map(float, leases.get("lock_wait_s") or []))
 
 
 class StatusWriter:

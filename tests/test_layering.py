@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
              "ptzjepa.contributions_view",
+             # the swarm: node processes, their Redis and the combined view
+             "ptzjepa.swarm", "ptzjepa.swarm_view",
              # evaluation code (issue 11): runs nodes on the simulator and compares them
              "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine"]),
@@ -34,11 +36,13 @@ LAYERS: list[tuple[str, list[str]]] = [
     # what a run measures about itself (issue 11), used by the evaluate and navigate stages
     ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
     ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
-    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store"]),
+    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
+                    "ptzjepa.preflight"]),
     ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
-               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "sim", "sim.*"]),
+               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "ptzjepa.redis_server",
+               "sim", "sim.*"]),
     ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
 ]
 
