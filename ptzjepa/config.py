@@ -253,6 +253,7 @@ class DreamConfig:
 class AgentConfig:
     net: TransformerSize = TransformerSize(width=192, depth=4, heads=3)
     reward: Literal["prediction_error", "reward_head", "delta_reward"] = "prediction_error"
+    reward_norm: Literal["none", "standard"] = "standard"  # z-scores per dream set (docs/experiments.md)
     epochs: int = attrs.field(default=100, validator=ge(1))
     batch_size: int = attrs.field(default=64, validator=ge(1))
     lr: float = attrs.field(default=1e-4, validator=gt(0))
