@@ -43,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    exp = sub.add_parser("experiment", help="run every navigation policy K times on the simulator and compare them")
+    exp.add_argument("--sim", action="store_true", help="required: only the simulator can measure everything")
+    exp.add_argument("--profile", default="sim", help="settings profile for every run (default: sim)")
+    exp.add_argument("--policies", default="curiosity,random,sweep", help="comma-separated navigate.policy values (default: all three)")
+    exp.add_argument("--seeds", type=int, default=3, help="runs per policy, seeds 0..K-1 (default: 3)")
+    exp.add_argument("--cycles", type=int, default=2, help="lifelong cycles per run (default: 2)")
+    exp.add_argument("--out", required=True, help="local folder: one data folder per run, experiment.json, plots")
+    exp.add_argument("--jobs", type=int, help="runs at once (default: up to 4 on a GPU, one per two CPU cores)")
+    exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every run")
+    exp.add_argument("--json", action="store_true", help="print experiment.json instead of the table")
+
     legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
                             add_help=False, prefix_chars="\x00")
     legacy.add_argument("options", nargs=argparse.REMAINDER)
@@ -91,6 +102,16 @@ def default_profile(sim: bool) -> str:
     print("profile demo: no CUDA device, small models that learn within minutes on a CPU "
           "(--profile sim for the full sizes)", file=sys.stderr)
     return "demo"
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from ptzjepa import experiment
+
+    if not args.sim:
+        raise _Usage("experiment: needs --sim (held-out error and choice quality need the simulator)")
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    return experiment.run(args.profile, policies, args.seeds, args.cycles, args.out, list(args.set),
+                          args.jobs, args.json)
 
 
 def _swarm(args: argparse.Namespace) -> int:
@@ -143,6 +164,7 @@ class _Usage(ValueError):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ptzjepa.errors import ConfigError
+    from ptzjepa.experiment import ExperimentUsage
     from ptzjepa.machine import MachineError
     from ptzjepa.redis_server import RedisServerError
     from ptzjepa.runlock import RunLockedError
@@ -152,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "experiment":
+            return _experiment(args)
         if args.command == "swarm":
             return _swarm(args)
         if args.command == "legacy":
@@ -166,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             return app.status(args.data, args.json)
         return _machines(args)
     except (ConfigError, MachineError, RunLockedError, NothingStoredError, SwarmError, RedisServerError,
-            _Usage) as exc:
+            ExperimentUsage, _Usage) as exc:
         from ptzjepa.logs import scrub
 
         print(f"error: {scrub(str(exc))}", file=sys.stderr)

@@ -25,6 +25,9 @@ COVERAGE_PAN_BINS = 36
 COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
 _RECENT_REWARDS = 5
+# The newest measurement of a run's progress (ptzjepa.metrics), by the metric event that carries it.
+NEWEST = {"evaluate.coverage": "coverage_fraction", "navigate.choice_percentile": "choice_percentile",
+          "evaluate.heldout_one_step": "heldout_error"}
 _LEASE_SAMPLES = 1000
 
 
@@ -55,6 +58,7 @@ class NodeStatus:
         self.progress: dict[str, dict[str, Any]] = {}
         self.series: dict[str, deque[float]] = {}
         self.last_metrics: dict[str, float] = {}
+        self.newest: dict[str, float | None] = {name: None for name in NEWEST.values()}
         self.rewards: deque[float] = deque(maxlen=_SERIES_LEN)
         self.recent_rewards: deque[tuple[str, float]] = deque(maxlen=_RECENT_REWARDS)
         self.dreams_made = 0
@@ -136,6 +140,8 @@ class NodeStatus:
         key = f"{e.data['stage']}.{e.data['name']}"
         self.series.setdefault(key, deque(maxlen=_SERIES_LEN)).append(float(e.data["value"]))
         self.last_metrics[key] = float(e.data["value"])
+        if key in NEWEST:
+            self.newest[NEWEST[key]] = float(e.data["value"])
 
     def _on_reward(self, e: Event) -> None:
         self.rewards.append(float(e.data["value"]))
@@ -210,6 +216,7 @@ class NodeStatus:
                 "progress": {k: dict(v) for k, v in self.progress.items()},
                 "series": {k: list(v) for k, v in self.series.items()},
                 "last_metrics": dict(self.last_metrics),
+                **self.newest,
                 "rewards": list(self.rewards),
                 "recent_rewards": [list(r) for r in self.recent_rewards],
                 "dreams": {"made": self.dreams_made, **self.dream_set},
@@ -240,6 +247,9 @@ class NodeStatus:
             self.dream_set = {k: dreams[k] for k in ("set", "done", "total") if k in dreams}
             self.models.update(snap.get("models") or {})
             self.last_metrics.update(snap.get("last_metrics") or {})
+            for name in NEWEST.values():
+                if isinstance(snap.get(name), (int, float)):
+                    self.newest[name] = float(snap[name])
             self.disk_bytes = int(snap.get("disk_bytes") or 0)
             leases = snap.get("leases") or {}
             self.leases_taken = int(leases.get("taken", 0))

@@ -2,7 +2,7 @@
 
 Layers, top to bottom; a module imports only from its own layer or the ones below it:
 
-    cli -> app -> machine -> stages -> model_store -> node level -> settings -> parts -> foundations
+    cli -> app -> machine -> stages -> metrics -> model_store -> node level -> settings -> parts -> foundations
 
 and besides: no import loop among ptzjepa modules; `ptzjepa.learning` imports nothing of ptzjepa
 outside itself and no I/O library; `sim` is imported only by the node-level camera construction
@@ -30,10 +30,12 @@ LAYERS: list[tuple[str, list[str]]] = [
              "ptzjepa.contributions_view",
              # the swarm: node processes, their Redis and the combined view
              "ptzjepa.swarm", "ptzjepa.swarm_view",
-             # evaluation code (issue 11): runs nodes on the simulator and measures them
-             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
+             # evaluation code (issue 11): runs nodes on the simulator and compares them
+             "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
+    # what a run measures about itself (issue 11), used by the evaluate and navigate stages
+    ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
     ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
     ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
                     "ptzjepa.preflight",
