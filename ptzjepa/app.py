@@ -15,17 +15,18 @@ from ptzjepa.config import Config
 from ptzjepa.config_loading import config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
-from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
+from ptzjepa.damage import Damaged, read_json_checked
+from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
 from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock
-from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
+from ptzjepa.status import NodeStatus, StatusWriter
 from ptzjepa.store import Store
+from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
 log = logging.getLogger("ptzjepa.app")
-CONFIG_SNAPSHOT = "state/config.json"
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -42,23 +43,27 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     store = Store(config.storage.data)
     with RunLock(store):
         node = Node(config=config, store=store, events=Events())
+        node.events.subscribe(log_subscriber)
         # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
-        # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
-        swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
+        # models shared with other nodes (Redis leases) may hold live writers' files: there only this
+        # host's dead writers' and stale ones go.
+        shared = (WORLD_MODELS,) if config.locks.kind == "redis" else ()
+        swept = store.sweep_temp_files(older_than_s=0, shared=shared) + node.frames.sweep_orphans()
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
-        previous = store.read_json(STATUS_FILE, default=None)
-        if isinstance(previous, dict):
-            status.restore(previous)
         writer = StatusWriter(status, store)
-        for subscriber in (log_subscriber, status, writer):
+        for subscriber in (status, writer):
             node.events.subscribe(subscriber)
+        previous = read_status(store, node.warn)
+        if previous is not None:
+            status.restore(previous)
         plugin = open_plugin() if config.waggle.publish else None
         if plugin is not None:
             node.events.subscribe(WagglePublisher(plugin))
+        runner = Runner(spec, node)  # reads (or rebuilds) the machine state first: what follows needs the cycle
+        check_at_start(node)
         store.write_json(CONFIG_SNAPSHOT, config_to_dict(config))
-        runner = Runner(spec, node)
         node.events.emit(
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
@@ -132,12 +137,19 @@ def status(data: str, as_json: bool) -> int:
         print(f"status: {shown}: no data folder there (no ptzjepa run has stored anything here)",
               file=sys.stderr)
         return 2
-    snap = store.read_json(STATUS_FILE, default=None)
-    machine = store.read_json(MACHINE_STATE_FILE, default=None)
-    if snap is None and machine is None:
+    damage: list[str] = []  # status only reads: damaged files are reported, a run moves them aside
+    snap = read_status(store, damage.append, repair=False)
+    try:
+        machine = read_json_checked(store, MACHINE_STATE_FILE, check_saved_state)
+    except Damaged as exc:
+        damage.append(f"damaged file {MACHINE_STATE_FILE}: {exc} (the next run moves it aside and rebuilds it)")
+        machine = None
+    if snap is None and machine is None and not damage:
         print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
         return 2
     snap = dict(snap or {})
+    snap["damaged"] = damage
+    snap["warnings"] = [*(snap.get("warnings") or []), *damage]
     if isinstance(machine, dict):
         snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
     from ptzjepa.frames import FrameStore

@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from ptzjepa import models
+from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
 from ptzjepa.node import Node
+from ptzjepa.store import StoreError
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 
 STAGE = "navigate"
@@ -36,7 +38,10 @@ def navigate(node: Node) -> str:
     if loaded is None:
         return "no_agent"
     agent, _ = loaded
-    world_model, _ = models.load_world_model(node, picked[0], device)
+    try:
+        world_model, _ = models.load_world_model(node, picked[0], device)
+    except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
+        return "no_model"
     cfg, limits = node.config.navigate, node.limits
     table = models.action_table(node.config, limits)
     per_round = cfg.movements + 1
@@ -124,11 +129,16 @@ def _resume_frame(node: Node, done: int, per_round: int):
     for step in range(done - 1, done - done % per_round - 1, -1):
         fid = frame_id(node.cycle, STAGE, step)
         if node.store.exists(f"collected_positions/{fid}.json"):
-            record = node.frames.record(fid)
-            if not record.image:  # the storage limits removed its image: nothing to navigate from
+            try:
+                record = node.frames.record(fid)
+                image = node.frames.image(record) if record.image else None
+            except StoreError as exc:  # a damaged frame: start the round afresh
+                node.warn(f"resuming navigation: {exc}; starting the round afresh")
+                return None
+            if image is None:  # the storage limits removed its image: nothing to navigate from
                 return None
             if not move_back(node, record.ptz, "resuming navigation: cannot return to the last "
                              "frame, starting the round afresh"):
                 return None
-            return Frame(node.frames.image(record), record.ptz, record.time)
+            return Frame(image, record.ptz, record.time)
     return None
