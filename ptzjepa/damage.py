@@ -10,7 +10,7 @@ docs/resilience.md lists each file and what happens.
 
 from __future__ import annotations
 
-import io
+import json
 import logging
 import time
 import zipfile
@@ -63,8 +63,6 @@ def read_json_checked(store: Store, rel: str, check: Callable[[Any], None]) -> A
     if not raw.strip():
         raise Damaged("empty file")
     try:
-        import json
-
         data = json.loads(raw)
     except ValueError:
         raise Damaged("not valid JSON") from None

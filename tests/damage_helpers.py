@@ -39,6 +39,14 @@ def run_node(data: Path, cycles: int, *sets: str, machine: str = "lifelong") -> 
         torch.set_num_threads(threads)
 
 
+def pristine_store(tmp_path_factory) -> Path:
+    """A lifelong run of one cycle, made once per test session and only copied from."""
+    data = tmp_path_factory.getbasetemp() / "damage-pristine" / "store"
+    if not (data / "state" / "machine.json").exists():
+        assert run_node(data, cycles=1) == 0
+    return data
+
+
 def copy_store(source: Path, dest: Path) -> Path:
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".run.lock", ".locks"))
     return dest

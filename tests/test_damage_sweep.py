@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.damage_helpers import (
-    DAMAGES, NODE, assert_no_good_checkpoint_lost, copy_store, damage, good_checkpoints, run_node,
+    DAMAGES, NODE, assert_no_good_checkpoint_lost, copy_store, damage, good_checkpoints, pristine_store, run_node,
 )
 
 AGENT = f"agents/agent-{NODE}"
@@ -46,9 +46,7 @@ TARGETS = [
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("pristine") / "store"
-    assert run_node(data, cycles=1) == 0
-    return data
+    return pristine_store(tmp_path_factory)
 
 
 def _find(data: Path, pattern: str) -> Path:
