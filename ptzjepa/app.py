@@ -20,7 +20,7 @@ from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_
 from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock
-from ptzjepa.status import NodeStatus, StatusWriter
+from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
 from ptzjepa.store import Store
 from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
 from ptzjepa.view import LiveView, render
@@ -93,6 +93,15 @@ def _run_to_end(runner: Runner, node: Node, cycles: int | None) -> str:
     return reason
 
 
+def _show(snap: dict[str, Any], damage: list[str], as_json: bool) -> None:
+    warnings = snap.get("warnings")
+    snap = {**snap, "damaged": damage, "warnings": [*(warnings if isinstance(warnings, list) else []), *damage]}
+    if as_json:
+        print(json.dumps(snap, indent=1, sort_keys=True))
+    else:
+        Console().print(render(snap))
+
+
 def use_threads(threads: int) -> None:
     """Set torch's CPU threads for this process (0: leave torch's default), before any torch work:
     torch sizes its inter-op pool only until that pool first runs, so a later call leaves it be."""
@@ -147,18 +156,17 @@ def status(data: str, as_json: bool) -> int:
     if snap is None and machine is None and not damage:
         print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
         return 2
-    snap = dict(snap or {})
-    snap["damaged"] = damage
-    snap["warnings"] = [*(snap.get("warnings") or []), *damage]
+    facts: dict[str, Any] = {}
     if isinstance(machine, dict):
-        snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
+        facts.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
     from ptzjepa.frames import FrameStore
 
-    snap["frames_stored"] = FrameStore(store).count()
-    snap["disk_bytes"] = store.disk_usage()
-    snap["data"] = shown
-    if as_json:
-        print(json.dumps(snap, indent=1, sort_keys=True))
-    else:
-        Console().print(render(snap))
+    facts.update(frames_stored=FrameStore(store).count(), disk_bytes=store.disk_usage(), data=shown)
+    try:
+        _show({**(snap or {}), **facts}, damage, as_json)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        # whole JSON, but a value of the wrong type where the view draws it: report, show the rest
+        damage.append(f"damaged file {STATUS_FILE}: a value of the wrong type ({exc}); "
+                      "the next run writes it afresh")
+        _show(facts, damage, as_json)
     return 0

@@ -272,3 +272,10 @@ def test_temporary_names_say_whose_they_are():
 
     assert _temp_owner(f".x.bin.tmp-{_temp_tag()}") == (os.getpid(), _HOST)
     assert _temp_owner(".x.bin.tmp-123") is None and _temp_owner(".x.tmp-abc-host-1") is None
+
+
+def test_status_shows_what_it_can_of_a_status_file_with_values_of_the_wrong_type(tmp_path, capsys):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state/status.json").write_text('{"state": [1], "cycle": "x", "ptz": "abc", "warnings": 3}')
+    assert app.status(str(tmp_path), as_json=False) == 0
+    assert "state/status.json: a value of the wrong type" in " ".join(capsys.readouterr().out.split())
