@@ -123,7 +123,7 @@ class Checkpoints:
         if not good:
             return None
         version, file, meta = good[-1]
-        history = [{"version": v, "file": f, "saved": float(m.get("saved") or self._mtime(f"{folder}/{f}"))}
+        history = [{"version": v, "file": f, "saved": float(m.get("saved") or self.store.modified(f"{folder}/{f}"))}
                    for v, f, m in good]
         return {**meta, "name": name, "version": version, "file": file, "versions": history[-self.keep:]}
 
@@ -131,10 +131,6 @@ class Checkpoints:
         if info is not None:
             self.store.write_json(f"{self.kind}/{name}/{INFO}", info)
         return info
-
-    def _mtime(self, rel: str) -> float:
-        stamp = self.store.fs.info(self.store.path(rel)).get("mtime") or 0.0
-        return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
 
     @staticmethod
     def _decode(raw: bytes, map_location: Any = "cpu") -> Any:

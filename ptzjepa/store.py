@@ -41,6 +41,11 @@ def _temp_owner(name: str) -> tuple[int, str] | None:
     return (int(pid), host) if pid.isdigit() and host else None
 
 
+def _stamp(info: dict[str, Any]) -> float:
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -154,6 +159,10 @@ class Store:
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.path(rel)))
 
+    def modified(self, rel: str) -> float:
+        """When a file was last written (seconds since the epoch; 0 where the store cannot say)."""
+        return _stamp(self.fs.info(self.path(rel)))
+
     def list(self, folder: str, suffix: str = "") -> list[str]:
         """Names (not paths) of the visible files in a folder, sorted; [] if it does not exist."""
         try:
@@ -224,8 +233,7 @@ class Store:
             name = posixpath.basename(path)
             if _TMP_MARK not in name:
                 continue
-            mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
-            stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+            stamp = _stamp(info)
             age = older_than_s
             if path.startswith(shared_paths):
                 owner = _temp_owner(name)

@@ -279,3 +279,24 @@ def test_status_shows_what_it_can_of_a_status_file_with_values_of_the_wrong_type
     (tmp_path / "state/status.json").write_text('{"state": [1], "cycle": "x", "ptz": "abc", "warnings": 3}')
     assert app.status(str(tmp_path), as_json=False) == 0
     assert "state/status.json: a value of the wrong type" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_damaged_run_lease_is_held_while_fresh_then_moved_aside(monkeypatch, caplog):
+    import time
+    import uuid
+
+    from ptzjepa.runlock import LEASE_FILE, RunLock, RunLockedError
+
+    store = Store(f"memory://lease-{uuid.uuid4().hex}")
+    store.protocol = "remote-test"  # a memory store taken for a remote one: the lease path, no server
+    store.write_bytes(LEASE_FILE, b'{"host": "n1", "expi')
+    with pytest.raises(RunLockedError, match="lease file is damaged"):
+        RunLock(store, lease_s=30).acquire()  # a live holder's heartbeat may be about to rewrite it
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    lock = RunLock(store, lease_s=30)
+    with caplog.at_level(logging.WARNING):
+        lock.acquire()
+    lock.release()
+    assert "state/run.lease" in caplog.text and "takes the folder" in caplog.text
+    assert [n for n in store.list("state") if n.startswith("run.lease.damaged-")]
