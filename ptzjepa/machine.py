@@ -187,7 +187,7 @@ def check_saved_state(data: Any) -> None:
 
 def rebuild_state(spec: MachineSpec, node: Node) -> dict[str, Any] | None:
     """The machine's state from what the store holds, when state/machine.json is lost: the newest
-    cycle that frames, progress files, dream sets or checkpoints name, counted from the oldest
+    cycle that frames, progress files, dream sets or this node's checkpoints name, counted from the oldest
     cycle a frame names; None when the store holds none of them (a new folder). The caller picks
     the state to restart that cycle at."""
     from ptzjepa.node import PROGRESS_DIR
@@ -195,12 +195,18 @@ def rebuild_state(spec: MachineSpec, node: Node) -> dict[str, Any] | None:
     store = node.store
     cycles = [int(fid[1:6]) for fid in node.frames.record_ids() if fid[1:6].isdigit()]
     first = min(cycles, default=0)
-    named = [f"{PROGRESS_DIR}/{name}" for name in store.list(PROGRESS_DIR, ".json")]
-    named += [f"{kind}/{name}/model_info.json" for kind in ("world_models", "agents") for name in store.list_dirs(kind)]
-    for rel in named:
-        saved = _json_or_none(store, rel)
+    for name in store.list(PROGRESS_DIR, ".json"):
+        saved = _json_or_none(store, f"{PROGRESS_DIR}/{name}")
         if isinstance(saved, dict) and is_int(saved.get("cycle")):
             cycles.append(saved["cycle"])
+    # checkpoints count only where this node trained them: other nodes sharing the world models
+    # number their own cycles
+    for kind in ("world_models", "agents"):
+        for name in store.list_dirs(kind):
+            info = _json_or_none(store, f"{kind}/{name}/model_info.json")
+            session = info.get("session") if isinstance(info, dict) else None
+            if isinstance(session, dict) and session.get("node") == node.name and is_int(session.get("cycle")):
+                cycles.append(session["cycle"])
     cycles += [int(s[1:6]) for s in store.list_dirs("dreams") if s[1:6].isdigit()]
     if not cycles:
         return None
