@@ -60,14 +60,12 @@ class CheckpointError(RuntimeError):
 class Checkpoints:
     """The checkpoints of one kind of model in a store."""
 
-    def __init__(self, store: Store, kind: str, keep: int = 2, warn: Warn = log_warning, repair: bool = True) -> None:
-        """`warn` receives one line per damaged file found; with `repair` False (a read-only
-        reader such as `cli.py status`) nothing is moved or rebuilt in the store."""
+    def __init__(self, store: Store, kind: str, keep: int = 2, warn: Warn = log_warning) -> None:
+        """`warn` receives one line per damaged file found (the node's events, in a run)."""
         self.store = store
         self.kind = kind
         self.keep = max(1, keep)
         self.warn = warn
-        self.repair = repair
 
     def names(self) -> list[str]:
         """Models that have at least one version: a model_info.json, or checkpoint files it can
@@ -87,13 +85,10 @@ class Checkpoints:
         try:
             data = read_json_checked(self.store, rel, _check_info)
         except Damaged as exc:
-            if not self.repair:
-                self.warn(f"damaged file {rel}: {exc}")
-                return None
             rebuilt = self._rebuild_info(name)
             move_aside(self.store, rel, str(exc), _rebuilt_words(rebuilt), self.warn)
             return self._write_info(name, rebuilt)
-        if data is not None or not self.repair:
+        if data is not None:
             return data
         if not self._files(name):
             return None  # a model never saved: nothing to rebuild
@@ -202,10 +197,7 @@ class Checkpoints:
             try:
                 saved = self._decode(raw, map_location)
             except Damaged as exc:
-                if self.repair:
-                    move_aside(self.store, path, str(exc), "trying the version before", self.warn)
-                else:
-                    self.warn(f"checkpoint {path}: {exc}")
+                move_aside(self.store, path, str(exc), "trying the version before", self.warn)
                 continue
             if isinstance(saved, dict) and saved.get(FORMAT_KEY) == FORMAT:
                 return saved["state"], {**saved["meta"], "versions": info.get("versions", [])}
@@ -213,8 +205,7 @@ class Checkpoints:
                 # written before files carried their metadata: only the newest's is known
                 self.warn(f"checkpoint {path} has no metadata of its own; using the newest version's")
             return saved, {**info, "version": entry["version"], "file": entry["file"]}
-        if self.repair:
-            move_aside(self.store, folder, "no version of it loads", "the model starts afresh", self.warn)
+        move_aside(self.store, folder, "no version of it loads", "the model starts afresh", self.warn)
         raise CheckpointError(f"{folder}: no version of it loads")
 
     def _prune(self, name: str, keep_files: set[str], saved_version: int) -> None:
