@@ -75,7 +75,7 @@ class _Usage(ValueError):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ptzjepa.config_loading import ConfigError
+    from ptzjepa.errors import ConfigError
     from ptzjepa.machine import MachineError
     from ptzjepa.runlock import RunLockedError
 

@@ -89,8 +89,8 @@ def main() -> None:
     single = min(args.single_dreams, args.dreams)
     print(f"dream benchmark on {name}, torch {torch.__version__}")
     print(
-        f"world model: encoder {SIM_SPEC.encoder_width}x{SIM_SPEC.encoder_depth}, predictor "
-        f"{SIM_SPEC.predictor_width}x{SIM_SPEC.predictor_depth}, {SIM_SPEC.num_patches} tokens; "
+        f"world model: encoder {SIM_SPEC.encoder.width}x{SIM_SPEC.encoder.depth}, predictor "
+        f"{SIM_SPEC.predictor.width}x{SIM_SPEC.predictor.depth}, {SIM_SPEC.num_patches} tokens; "
         f"{args.dreams} dreams x {args.length} steps, chunk {args.chunk}, states {args.state_dtype}"
         + (", bf16 autocast" if args.bf16 else "")
         + (", tf32" if args.tf32 else "")

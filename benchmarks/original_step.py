@@ -14,6 +14,10 @@ vision_transformer.py; none of its code is used here):
 - the EMA of the target encoder as a Python loop over parameter pairs;
 - about one host sync per encoder weight matrix (a gradient-norm logger) and one for the loss.
 
+`naive_step` lives here, not in ptzjepa.learning: no stage runs it. It is the reference the tests
+check `pair_step` and `masked_step` against (tests/test_learning_wm_steps.py) and the "naive" row
+of benchmarks/world_model.py.
+
 Only the way the work is run is the original's; the network is ours (same spec for every row of
 the benchmark), so the rows differ by implementation alone.
 """
@@ -24,11 +28,78 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ptzjepa.learning.jepa import WorldModel
-from ptzjepa.learning.wm_train import naive_step
-from ptzjepa.learning.wm_trainer import build_optimizer
+from ptzjepa.learning.wm_optim import build_optimizer
+from ptzjepa.learning.wm_steps import (
+    Reduction,
+    StepStats,
+    add_parts,
+    autocast,
+    check_batch,
+    gradient_magnitude,
+    loss_parts,
+    pair_index,
+    pair_slices,
+    target_grads_on,
+    widen,
+)
+
+
+def naive_step(
+    model: WorldModel,
+    images: torch.Tensor,
+    poses: torch.Tensor,
+    *,
+    reward_weight: float = 1.0,
+    pair_chunk: int | None = None,
+    amp_dtype: torch.dtype | None = None,
+    loss_scale: float = 1.0,
+    surprise_reduction: Reduction = "mean",
+) -> StepStats:
+    """The original's step, for tests and the benchmark: B² copied images through both encoders,
+    an auxiliary pass (target encoder with grad) for the surprise, then the real pass.
+
+    pair_chunk splits the copied images into chunks (gradients add up across chunks) so that
+    large batches fit in memory; it changes nothing in the amount of work.
+    """
+    batch = check_batch(images, poses)
+    pairs = batch * batch
+    ctx_i, tgt_j = pair_index(batch, images.device)
+    chunks = pair_slices(pairs, pair_chunk)
+    total_tokens = pairs * model.num_tokens
+    aux_count = total_tokens * model.embed_dim
+    grads: list[torch.Tensor] | None = None
+    for part in chunks:  # auxiliary pass
+        ctx_images, tgt_images = images[ctx_i[part]].clone(), images[tgt_j[part]].clone()
+        with target_grads_on(model) as params:
+            with autocast(images.device, amp_dtype):
+                h = model.target_tokens(tgt_images)
+                with torch.no_grad():
+                    pred, _ = model.predictor(
+                        model.encode_context(ctx_images), poses[ctx_i[part]], poses[tgt_j[part]]
+                    )
+            aux = F.smooth_l1_loss(widen(pred), widen(h), reduction="sum") / aux_count
+            part_grads = torch.autograd.grad(aux, params)
+        grads = list(part_grads) if grads is None else [a + b for a, b in zip(grads, part_grads)]
+    assert grads is not None
+    surprise = widen(gradient_magnitude(grads, surprise_reduction).detach())
+
+    sums = None
+    for part in chunks:  # real pass
+        ctx_images, tgt_images = images[ctx_i[part]].clone(), images[tgt_j[part]].clone()
+        with autocast(images.device, amp_dtype):
+            target = model.encode_target(tgt_images)
+            pred, reward = model.predictor(
+                model.encode_context(ctx_images), poses[ctx_i[part]], poses[tgt_j[part]]
+            )
+        parts = loss_parts(pred, reward, target, surprise, reward_weight, total_tokens)
+        (parts[0] * loss_scale).backward()
+        sums = add_parts(sums, parts)
+    assert sums is not None
+    return StepStats(sums[0], sums[1], sums[2], surprise, sums[3] / total_tokens, pairs)
 
 
 def original_optimizer(model: WorldModel) -> torch.optim.AdamW:

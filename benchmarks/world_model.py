@@ -41,12 +41,13 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.sizes import TransformerSize  # noqa: E402
 from ptzjepa.learning.vit import PRESETS  # noqa: E402
-from ptzjepa.learning.wm_train import naive_step, pair_step  # noqa: E402
-from ptzjepa.learning.wm_trainer import build_optimizer  # noqa: E402
+from ptzjepa.learning.wm_steps import pair_step  # noqa: E402
+from ptzjepa.learning.wm_optim import build_optimizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from original_step import original_numerics, original_optimizer, original_update  # noqa: E402
+from original_step import naive_step, original_numerics, original_optimizer, original_update  # noqa: E402
 
 PATHS = ("original", "naive", "efficient", "compiled")
 
@@ -134,9 +135,8 @@ def make_spec(args: argparse.Namespace) -> WorldModelSpec:
     width, depth, heads = PRESETS[args.arch]
     return WorldModelSpec(
         image_size=args.image_size, patch_size=args.patch_size,
-        encoder_width=width, encoder_depth=depth, encoder_heads=heads,
-        predictor_width=args.pred_width, predictor_depth=args.pred_depth,
-        predictor_heads=args.pred_heads,
+        encoder=TransformerSize(width=width, depth=depth, heads=heads),
+        predictor=TransformerSize(width=args.pred_width, depth=args.pred_depth, heads=args.pred_heads),
     )  # fmt: skip
 
 
@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     precision = "bf16 autocast" if device.type == "cuda" and not args.no_bf16 else "float32"
     print(f"device {name} | torch {torch.__version__} | {precision} (original: float32, no TF32)")
     print(f"world model {args.arch}: {spec.image_size}px patch {spec.patch_size} -> "
-          f"{spec.num_patches} tokens x {spec.embed_dim}; predictor width {spec.predictor_width} "
-          f"depth {spec.predictor_depth}; {args.warmup} warm-up + {args.steps} timed updates")
+          f"{spec.num_patches} tokens x {spec.embed_dim}; predictor width {spec.predictor.width} "
+          f"depth {spec.predictor.depth}; {args.warmup} warm-up + {args.steps} timed updates")
     header = (f"{'path':<10}{'batch':>6}{'pairs':>7}{'chunk':>7}{'images/s':>10}{'pairs/s':>10}"
               f"{'step ms':>10}{'peak GiB':>10}{'GFLOP':>9}{'TFLOP/s':>9}{'MFU':>7}")
     print(header)

@@ -11,13 +11,13 @@ from typing import Any
 
 from rich.console import Console
 
+from ptzjepa.checkpoints import WORLD_MODELS
 from ptzjepa.config import Config
 from ptzjepa.config_loading import config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.damage import Damaged, read_json_checked
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
-from ptzjepa.models import WORLD_MODELS
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock
 from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter

@@ -32,6 +32,8 @@ from ptzjepa.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 INFO = "model_info.json"
+WORLD_MODELS = "world_models"  # the kinds of model kept, each a folder of the store
+AGENTS = "agents"
 FORMAT_KEY = "ptzjepa_checkpoint"  # marks a file holding {"state": ..., "meta": ...}
 FORMAT = 2
 _FILE = re.compile(r"^ckpt-(\d+)\.pt$")

@@ -4,6 +4,8 @@ Validators raise ValueError naming the field ("'iterations' must be >= 1: 0"); p
 reads profiles/*.yaml and `--set` overrides into these classes and turns such errors into one line
 naming the full key; it also checks the settings that are wrong only together (first_problem).
 Secrets are never settings: a setting only names the environment variable or file that holds one.
+Sections that one part takes as it is are defined next to it and composed here: `camera:`
+(ptzjepa.camera.settings), `sim:` (sim.settings) and a network's size (ptzjepa.learning.sizes).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Any, Literal
 import attrs
 from attrs.validators import and_, ge, gt, le
 
-from ptzjepa.camera.base import PTZ, AxisRange, PTZLimits
+from ptzjepa.camera.base import PTZ
+from ptzjepa.camera.settings import CameraConfig
+from ptzjepa.learning.sizes import TransformerSize
+from ptzjepa.secrets import read_secret
+from sim.settings import SimConfig
 
 
 def _pair(lo_ok: float | None = None):
@@ -40,66 +46,6 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 def _one_pass_under_cuda_graphs(instance: Any, attribute: attrs.Attribute, value: int) -> None:
     if value and instance.compile in CUDA_GRAPH_MODES:
         raise ValueError(f"'{attribute.name}' must be 0 with compile {instance.compile} (CUDA graphs): {value}")
-
-
-# --- camera and simulator -------------------------------------------------------------------
-
-
-@attrs.frozen
-class LimitsConfig:
-    pan_min: float = 0.0
-    pan_max: float = 360.0
-    pan_wraps: bool = True
-    tilt_min: float = -20.0
-    tilt_max: float = 90.0
-    zoom_min: float = attrs.field(default=1.0, validator=gt(0))
-    zoom_max: float = 32.0
-
-    def to_limits(self) -> PTZLimits:
-        return PTZLimits(
-            pan=AxisRange(self.pan_min, self.pan_max, wraps=self.pan_wraps),
-            tilt=AxisRange(self.tilt_min, self.tilt_max),
-            zoom=AxisRange(self.zoom_min, self.zoom_max),
-        )
-
-
-@attrs.frozen
-class CameraConfig:
-    """Which camera drives the node. The password is read from `password_env` or `password_file`."""
-
-    kind: Literal["sim", "hanwha", "axis", "onvif"] = "sim"
-    url: str = ""
-    username: str = ""
-    password_env: str = "PTZJEPA_CAMERA_PASSWORD"
-    password_file: str = ""
-    timeout_s: float = attrs.field(default=5.0, validator=gt(0))
-    retries: int = attrs.field(default=3, validator=ge(0))
-    move_timeout_s: float = attrs.field(default=20.0, validator=gt(0))
-    poll_interval_s: float = attrs.field(default=0.2, validator=gt(0))
-    position_tolerance: float = attrs.field(default=0.5, validator=gt(0))
-    onvif_profile: str = ""
-    limits: LimitsConfig = LimitsConfig()
-
-    def password(self) -> str:
-        """The camera password, from the environment or the secrets file; '' if neither is set."""
-        from ptzjepa.config_loading import read_secret  # that module imports this one
-
-        return read_secret(self.password_env, self.password_file)
-
-
-@attrs.frozen
-class SimConfig:
-    """The panorama simulator. Sim time advances by `seconds_per_step` per move, so the scene drifts."""
-
-    panorama: str = ""
-    seed: int = 0
-    width: int = attrs.field(default=640, validator=ge(8))
-    height: int = attrs.field(default=360, validator=ge(8))
-    hfov_deg: float = attrs.field(default=60.0, validator=and_(gt(0), le(170)))
-    scene_width: int = attrs.field(default=4096, validator=ge(64))
-    move_latency_s: float = attrs.field(default=0.0, validator=ge(0))
-    noise_std: float = attrs.field(default=0.0, validator=ge(0))
-    seconds_per_step: float = attrs.field(default=60.0, validator=ge(0))
 
 
 # --- data collection ------------------------------------------------------------------------
@@ -194,14 +140,6 @@ class StorageConfig:
 
 
 @attrs.frozen
-class ViTConfig:
-    width: int = attrs.field(default=192, validator=ge(8))
-    depth: int = attrs.field(default=12, validator=ge(1))
-    heads: int = attrs.field(default=3, validator=ge(1))
-    mlp_ratio: float = attrs.field(default=4.0, validator=gt(0))
-
-
-@attrs.frozen
 class MaskConfig:
     """I-JEPA multi-block masks, used only in the `train` (pretraining) mode."""
 
@@ -218,8 +156,8 @@ class MaskConfig:
 class WorldModelConfig:
     image_size: int = attrs.field(default=224, validator=ge(8))
     patch_size: int = attrs.field(default=14, validator=ge(1))
-    encoder: ViTConfig = ViTConfig()
-    predictor: ViTConfig = ViTConfig(width=384, depth=12, heads=6)
+    encoder: TransformerSize = TransformerSize()
+    predictor: TransformerSize = TransformerSize(width=384, depth=12, heads=6)
     batch_size: int = attrs.field(default=4, validator=ge(1))
     global_batch_size: int = attrs.field(default=32, validator=ge(1))
     epochs: int = attrs.field(default=100, validator=ge(1))
@@ -268,7 +206,7 @@ class DreamConfig:
 
 @attrs.frozen
 class AgentConfig:
-    net: ViTConfig = ViTConfig(width=192, depth=4, heads=3)
+    net: TransformerSize = TransformerSize(width=192, depth=4, heads=3)
     reward: Literal["prediction_error", "reward_head", "delta_reward"] = "prediction_error"
     epochs: int = attrs.field(default=100, validator=ge(1))
     batch_size: int = attrs.field(default=64, validator=ge(1))
@@ -300,8 +238,6 @@ class LocksConfig:
 
     def password(self) -> str:
         """The Redis password, from the environment or the secrets file; '' if neither is set."""
-        from ptzjepa.config_loading import read_secret  # that module imports this one
-
         return read_secret(self.password_env, self.password_file)
 
 

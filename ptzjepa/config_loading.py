@@ -4,15 +4,13 @@ profiles/*.yaml are read (following `extends:`), `--set a.b=value` overrides are
 cattrs structures the result into ptzjepa.config's classes with strict hooks, so that a typo'd
 key, a wrong type or an out-of-range value stops with one line naming the key (ConfigError, exit
 code 2); so do settings that are wrong only together (a patch size that does not divide the
-image), a panorama file that is not there, and a URL carrying a password. Secrets are read here
-too, from the environment or a file, never from a profile or a URL.
+image), a panorama file that is not there, and a URL carrying a password. The error phrasing is
+ptzjepa.errors' (the machine files share it); secrets are ptzjepa.secrets', never a setting.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -20,27 +18,12 @@ from urllib.parse import SplitResult, urlsplit
 import cattrs
 import yaml
 
-from ptzjepa.config import Config, ViTConfig
+from ptzjepa.config import Config
+from ptzjepa.errors import ConfigError, describe_structure_error
+from ptzjepa.learning.sizes import TransformerSize
 from ptzjepa.logs import redact_url
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-class ConfigError(ValueError):
-    """Bad configuration: the message is one line naming the key or file and what was expected."""
-
-
-def read_secret(env_name: str, file_name: str) -> str:
-    """A secret from the environment, else from a file (first line); '' when neither is set."""
-    if env_name and os.environ.get(env_name):
-        return os.environ[env_name]
-    if file_name:
-        path = Path(file_name).expanduser()
-        try:
-            return path.read_text().splitlines()[0].strip() if path.stat().st_size else ""
-        except OSError as exc:
-            raise ConfigError(f"secrets file {file_name}: cannot read it ({exc.strerror})") from None
-    return ""
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -74,17 +57,6 @@ _converter.register_structure_hook(float, _structure_float)
 _converter.register_structure_hook(int, _structure_int)
 _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(str, _structure_str)
-
-
-def _note_key(exc: BaseException) -> str | int | None:
-    for note in getattr(exc, "__notes__", []):
-        name = getattr(note, "name", None)
-        if name is not None:
-            return name
-        index = getattr(note, "index", None)
-        if index is not None:
-            return index
-    return None
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
@@ -150,7 +122,7 @@ def _model_problems(config: Config) -> list[str]:
     if wm.image_size % wm.patch_size:
         found.append(f"world_model.image_size: expected a multiple of world_model.patch_size "
                      f"({wm.patch_size}), got {wm.image_size}")
-    nets: list[tuple[str, ViTConfig, bool]] = [
+    nets: list[tuple[str, TransformerSize, bool]] = [
         ("world_model.encoder", wm.encoder, True),
         ("world_model.predictor", wm.predictor, True),
         ("agent.net", config.agent.net, False),
@@ -185,36 +157,6 @@ def _panorama_problems(config: Config) -> list[str]:
     if panorama and not Path(panorama).is_file():
         return [f"sim.panorama: expected an image file, got {panorama!r} (no such file)"]
     return []
-
-
-def describe_structure_error(exc: BaseException, source: str) -> str:
-    """One line naming the first bad key of a cattrs structuring error, e.g. `capture.iterations: ...`."""
-    path: list[str] = []
-    while isinstance(exc, BaseExceptionGroup):
-        sub = exc.exceptions[0]
-        key = _note_key(sub)
-        if key is not None:
-            path.append(f"[{key}]" if isinstance(key, int) else f".{key}")
-        exc = sub
-    where = "".join(path).lstrip(".")
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        name = sorted(exc.extra_fields)[0]
-        key = f"{where}.{name}" if where else name
-        return f"{source}: unknown key {key!r}"
-    if isinstance(exc, KeyError):
-        return f"{source}: {where or 'config'}: missing required key {exc.args[0]!r}"
-    message = str(exc)
-    validator = re.match(r"^'(\w+)' must be (.*): (.*)$", message, re.S)
-    if validator:  # attrs validators name the field themselves
-        name, rule, got = validator.groups()
-        where = f"{where}.{name}" if where else name
-        message = f"expected {rule.replace('<', 'less than ').replace('>', 'greater than ').replace('=', 'or equal to ')}, got {got}"
-        message = message.replace("  ", " ")
-    literal = re.match(r"^(.*) not in literal typing\.Literal\[(.*)\]$", message)
-    if literal:
-        got, allowed = literal.groups()
-        message = f"expected one of {allowed.replace(chr(39), '')}, got {got!r}"
-    return f"{source}: {where or 'config'}: {message}"
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

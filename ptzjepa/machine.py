@@ -19,8 +19,8 @@ from transitions import Machine
 
 from ptzjepa import retention
 from ptzjepa import stages as stage_registry
-from ptzjepa.config_loading import describe_structure_error
 from ptzjepa.damage import Damaged, is_int, move_aside, read_json_checked, require
+from ptzjepa.errors import describe_structure_error
 from ptzjepa.store import StoreError
 
 if TYPE_CHECKING:

@@ -53,7 +53,7 @@ class Node:
     def camera(self) -> PTZCamera:
         """The camera, opened on first use: stages that never move it never open it."""
         if self._camera is None:
-            from ptzjepa.camera.factory import open_camera
+            from ptzjepa.cameras import open_camera
 
             self._camera = open_camera(self.config)
         return self._camera

@@ -61,10 +61,10 @@ def _check_config_snapshot(node: Node) -> None:
         move_aside(node.store, CONFIG_SNAPSHOT, str(exc), "this run writes its own settings there", node.warn)
 
 
-def _check_models(node: Node, models: Checkpoints) -> None:
-    for name in models.names():
-        info = models.info(name)  # rebuilds a missing or damaged model_info.json
-        folder = f"{models.kind}/{name}"
+def _check_models(node: Node, checkpoints: Checkpoints) -> None:
+    for name in checkpoints.names():
+        info = checkpoints.info(name)  # rebuilds a missing or damaged model_info.json
+        folder = f"{checkpoints.kind}/{name}"
         for file in node.store.list(folder, ".pt"):
             try:
                 check_torch_structure(node.store, f"{folder}/{file}")
@@ -72,7 +72,7 @@ def _check_models(node: Node, models: Checkpoints) -> None:
                 current = info is not None and info.get("file") == file
                 instead = "loading falls back to the version before" if current else "the versions before and after are kept"
                 move_aside(node.store, f"{folder}/{file}", str(exc), instead, node.warn)
-                models.forget_version(name, file)
+                checkpoints.forget_version(name, file)
 
 
 def _check_dream_sets(node: Node) -> None:

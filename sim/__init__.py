@@ -1,11 +1,7 @@
 """The panorama simulator: a PTZ camera with no hardware, for development, tests and benchmarks.
 
-Depends only on ptzjepa.camera.base (plus numpy and OpenCV), never on the rest of ptzjepa.
+Depends only on ptzjepa.camera.base (plus numpy, OpenCV and attrs), never on the rest of ptzjepa.
+Modules: camera (SimCamera), panorama (the renderer), scenes and dynamics (what moves in the
+built-in scene), settings (the `sim:` section SimCamera.from_config takes). Nothing is imported
+here, so that loading the settings does not load OpenCV.
 """
-
-from sim.camera import SimCamera
-from sim.dynamics import SceneDynamics
-from sim.panorama import PanoramaRenderer, View
-from sim.scenes import Road, Scene, make_scene
-
-__all__ = ["PanoramaRenderer", "Road", "Scene", "SceneDynamics", "SimCamera", "View", "make_scene"]

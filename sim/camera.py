@@ -21,6 +21,7 @@ from ptzjepa.camera.base import PTZ, CameraError, Frame, PTZLimits, utc_now
 from sim.dynamics import SceneDynamics
 from sim.panorama import PanoramaRenderer, View
 from sim.scenes import make_scene
+from sim.settings import SimConfig
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,6 +66,17 @@ class SimCamera:
         self._grabs = 0
         self._closed = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, section: SimConfig, limits: PTZLimits) -> SimCamera:
+        """The simulator the `sim:` settings describe, within the camera's limits."""
+        panorama = cls.load_panorama(section.panorama) if section.panorama else None
+        return cls(
+            width=section.width, height=section.height, hfov_deg=section.hfov_deg, limits=limits,
+            seed=section.seed, panorama=panorama, scene_width=section.scene_width,
+            move_latency_s=section.move_latency_s, noise_std=section.noise_std,
+            seconds_per_step=section.seconds_per_step,
+        )
 
     @staticmethod
     def load_panorama(path: str | Path) -> np.ndarray:

@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.config import Config
 from ptzjepa.config_loading import load_config
 from ptzjepa.frames import COMMANDS, EMBEDS, IMAGES, FrameStore, decode_jpeg
+from ptzjepa.learning.dreamer import pool_tokens
 from ptzjepa.machine import MACHINE_STATE_FILE
 from ptzjepa.node import PROGRESS_DIR, Node
 from ptzjepa.stages.dream import complete_sets, load_set
@@ -160,19 +161,19 @@ def check_models(data: Path, config: Config) -> dict[str, Any]:
     """The world model, the newest dream set and the agent all load; returns their metadata."""
     node = Node(config=config, store=Store(str(data)))
     cpu = torch.device("cpu")
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     assert picked is not None, "no trained world model"
-    world_model, wm_meta = models.load_world_model(node, picked[0], cpu)
+    world_model, wm_meta = model_store.load_world_model(node, picked[0], cpu)
     sets = complete_sets(node)
     assert sets, "no complete dream set"
     info, chunks = load_set(node, sets[-1])
     assert sum(c["states"].shape[0] for c in chunks) == info["number_of_dreams"] == config.dream.number_of_dreams
-    loaded = models.load_agent(node, cpu)
+    loaded = model_store.load_agent(node, cpu)
     assert loaded is not None, "no agent"
     agent, agent_meta = loaded
     with torch.no_grad():
         image = torch.zeros(1, 3, world_model.spec.image_size, world_model.spec.image_size)
-        tokens = models.pool_tokens(world_model.encode_target(image), config.dream.state_pool)
+        tokens = pool_tokens(world_model.encode_target(image), config.dream.state_pool)
         q = agent(tokens, torch.zeros(1, 3))
     assert q.shape == (1, len(config.actions)) and torch.isfinite(q).all()
     return {"world_model": wm_meta, "dreams": info, "agent": agent_meta}

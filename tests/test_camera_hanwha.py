@@ -158,7 +158,7 @@ def test_fake_runs_from_the_command_line():
 
 @pytest.mark.parametrize("kind", ["hanwha", "axis", "onvif"])
 def test_config_opens_the_driver(kind, monkeypatch):
-    from ptzjepa.camera.factory import open_camera
+    from ptzjepa.cameras import open_camera
     from ptzjepa.config_loading import ConfigError, load_config
     from tests.fake_cameras import FAKES
     from tests.fake_cameras.connect import DRIVER_OF

@@ -7,10 +7,12 @@ import copy
 import pytest
 import torch
 
-from ptzjepa.config import LimitsConfig, Modulation, default_actions
+from ptzjepa.camera.settings import LimitsConfig
+from ptzjepa.config import Modulation, default_actions
 from ptzjepa.learning.actions import ActionTable, PoseLimits
 from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
 from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
+from ptzjepa.learning.sizes import TransformerSize
 
 B, T = 6, 3
 
@@ -33,12 +35,8 @@ def world_model():
 TINY_SPEC = WorldModelSpec(
     image_size=32,
     patch_size=8,
-    encoder_width=32,
-    encoder_depth=1,
-    encoder_heads=2,
-    predictor_width=32,
-    predictor_depth=1,
-    predictor_heads=2,
+    encoder=TransformerSize(width=32, depth=1, heads=2),
+    predictor=TransformerSize(width=32, depth=1, heads=2),
 )
 
 

@@ -11,16 +11,13 @@ from ptzjepa.learning.jepa import (
     move_features,
     pose_features,
 )
+from ptzjepa.learning.sizes import TransformerSize
 
 SPEC = WorldModelSpec(
     image_size=32,
     patch_size=8,
-    encoder_width=32,
-    encoder_depth=1,
-    encoder_heads=2,
-    predictor_width=48,
-    predictor_depth=2,
-    predictor_heads=3,
+    encoder=TransformerSize(width=32, depth=1, heads=2),
+    predictor=TransformerSize(width=48, depth=2, heads=3),
 )
 B, N, D = 3, 16, 32
 
@@ -129,7 +126,7 @@ def test_spec_round_trip_and_errors():
     assert WorldModelSpec.from_dict(SPEC.to_dict()) == SPEC
     default = WorldModelSpec()
     assert (default.image_size, default.patch_size, default.num_patches) == (224, 14, 256)
-    assert (default.encoder_width, default.predictor_width, default.predictor_depth) == (192, 384, 12)
+    assert (default.encoder.width, default.predictor.width, default.predictor.depth) == (192, 384, 12)
     with pytest.raises(ValueError, match="unknown key 'encoder_widht'"):
         WorldModelSpec.from_dict({**SPEC.to_dict(), "encoder_widht": 32})
     with pytest.raises(ValueError, match="expected a dict"):
@@ -137,7 +134,7 @@ def test_spec_round_trip_and_errors():
     with pytest.raises(ValueError, match="WorldModelSpec.image_size: expected a multiple of patch_size=8"):
         WorldModelSpec(image_size=36, patch_size=8)
     with pytest.raises(ValueError, match="WorldModelSpec.predictor.width: expected a multiple of heads=5"):
-        WorldModelSpec(predictor_width=48, predictor_heads=5)
+        WorldModelSpec(predictor=TransformerSize(width=48, heads=5))
     with pytest.raises(ValueError, match="spec: expected a WorldModelSpec"):
         build_world_model(SPEC.to_dict())  # type: ignore[arg-type]
 

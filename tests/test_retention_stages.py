@@ -1,7 +1,7 @@
 """The stages over a store whose limits removed images but kept the positions: a tracked position
 is never handed to training, dreams or navigation as a frame."""
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.frames import frame_id
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import dream
@@ -23,7 +23,7 @@ def test_training_and_dreams_use_only_frames_with_their_image():
         node.frames.drop_image(fid, keep_embedding=True)
     warnings = _warnings(node)
     assert train_world_model(node) == "done"
-    assert models.world_models(node).info("wm-0")["frames"] == 3
+    assert model_store.world_models(node).info("wm-0")["frames"] == 3
     assert dream(node) == "done"  # a tracked position as a start frame would warn and be skipped
     assert warnings == [] and len(node.frames.record_ids()) == len(ids)
 

@@ -1,6 +1,6 @@
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.learning.dreamer import Dreams
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import DREAMS, complete_sets, dream, load_set
@@ -70,7 +70,7 @@ def test_agent_trains_then_navigates_and_stores_rewards():
     assert navigate(node) == "no_agent"
     assert dream(node) == "done"
     assert train_agent(node) == "done"
-    info = models.agents(node).info(f"agent-{node.name}")
+    info = model_store.agents(node).info(f"agent-{node.name}")
     assert info["version"] == 2 and info["reward"] == "prediction_error" and info["world_model"] == "wm-0"
     before = node.frames.count()
     assert navigate(node) == "done"
@@ -93,18 +93,18 @@ def test_agent_checkpoint_round_trip_gives_the_trained_agent_back(monkeypatch):
     node = _trained("agent.epochs=2", "agent.patience=100")
     assert dream(node) == "done"
     saved = []
-    real = models.save_agent
+    real = model_store.save_agent
 
     def spy(node, name, agent, trainer, *args, **kwargs):
         saved.append((name, agent, trainer))
         return real(node, name, agent, trainer, *args, **kwargs)
 
-    monkeypatch.setattr(models, "save_agent", spy)
+    monkeypatch.setattr(model_store, "save_agent", spy)
     assert train_agent(node) == "done"
     assert len(saved) == 2
     name, trained, trainer = saved[-1]
     cpu = torch.device("cpu")
-    loaded, meta = models.load_agent(node, cpu)
+    loaded, meta = model_store.load_agent(node, cpu)
     assert meta["name"] == name and meta["version"] == 2 and meta["session"]["epochs_done"] == 2
     want, got = trained.state_dict(), loaded.state_dict()
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
@@ -113,9 +113,9 @@ def test_agent_checkpoint_round_trip_gives_the_trained_agent_back(monkeypatch):
     states, poses = dreams.states[:, 0].float(), dreams.poses[:, 0]
     with torch.no_grad():
         q_trained, q_loaded = trained.eval()(states, poses), loaded(states, poses)
-        q_fresh = models.QNetwork(loaded.spec).eval()(states, poses)
+        q_fresh = model_store.QNetwork(loaded.spec).eval()(states, poses)
     assert torch.equal(q_trained, q_loaded) and not torch.equal(q_fresh, q_loaded)
-    _, resumed, _ = models.load_or_new_agent(node, name, dreams, cpu)
+    _, resumed, _ = model_store.load_or_new_agent(node, name, dreams, cpu)
     assert resumed.steps == trainer.steps > 0
     target_want, target_got = trainer.target.state_dict(), resumed.target.state_dict()
     assert all(torch.equal(target_want[k], target_got[k]) for k in target_want)

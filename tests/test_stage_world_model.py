@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.data import FrameDataset, collate_skipping_bad
 from ptzjepa.stages.world_model import pretrain_world_model, train_world_model
 from tests.conftest import REPO
@@ -17,7 +17,7 @@ def test_training_on_sim_frames_lowers_the_loss():
     node = captured_node("world_model.epochs=8", "world_model.patience=100", "world_model.lr=0.001",
                          "world_model.start_lr=0.0001", "world_model.warmup_epochs=1")
     assert train_world_model(node) == "done"
-    info = models.world_models(node).info("wm-0")
+    info = model_store.world_models(node).info("wm-0")
     losses = info["session"]["losses"]
     assert len(losses) == 8 and info["epochs_trained"] == 8
     assert losses[-1] < 0.8 * losses[0]
@@ -29,13 +29,13 @@ def test_training_on_sim_frames_lowers_the_loss():
 def _spy_on_saves(monkeypatch, name: str) -> list:
     """Record what each save of `name` was handed (the objects themselves, as the stage holds them)."""
     saved: list = []
-    real = getattr(models, name)
+    real = getattr(model_store, name)
 
     def spy(node, model_name, model, trainer, *args, **kwargs):
         saved.append((model_name, model, trainer))
         return real(node, model_name, model, trainer, *args, **kwargs)
 
-    monkeypatch.setattr(models, name, spy)
+    monkeypatch.setattr(model_store, name, spy)
     return saved
 
 
@@ -47,7 +47,7 @@ def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
     assert train_world_model(node) == "done"
     assert [s[0] for s in saved] == ["wm-0", "wm-0"]
     trained = saved[-1][1].eval()
-    loaded, meta = models.load_world_model(node, "wm-0", torch.device("cpu"))
+    loaded, meta = model_store.load_world_model(node, "wm-0", torch.device("cpu"))
     assert meta["epochs_trained"] == 2 and meta["version"] == 2
     assert trained is not loaded
     want, got = trained.state_dict(), loaded.state_dict()
@@ -61,7 +61,7 @@ def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
         b = loaded.predict(loaded.encode_context(images), poses, poses.flip(0))
         assert torch.equal(trained.encode_target(images), loaded.encode_target(images))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    fresh = models.build_world_model(loaded.spec).eval()  # the comparison can tell models apart
+    fresh = model_store.build_world_model(loaded.spec).eval()  # the comparison can tell models apart
     with torch.no_grad():
         assert not torch.equal(fresh.encode_target(images), loaded.encode_target(images))
 
@@ -69,7 +69,7 @@ def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
 def test_pretrain_mode_trains_with_masks():
     node = captured_node("world_model.epochs=2")
     assert pretrain_world_model(node) == "done"
-    info = models.world_models(node).info("wm-0")
+    info = model_store.world_models(node).info("wm-0")
     assert info["mode"] == "masked" and len(info["session"]["losses"]) == 2
 
 
@@ -117,7 +117,7 @@ def test_training_on_after_a_fallback_counts_only_the_loaded_versions_epochs():
     assert train_world_model(node) == "done"
     node.cycle += 1  # a new session, one more epoch
     assert train_world_model(node) == "done"
-    store = models.world_models(node)
+    store = model_store.world_models(node)
     assert store.info("wm-0")["epochs_trained"] == 2
     node.store.write_bytes("world_models/wm-0/ckpt-000002.pt", b"torn")
     node.cycle += 1

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
 
 from ptzjepa.camera.arrival import wait_for_arrival
 from ptzjepa.camera.base import PTZ, CameraError, Frame, PTZLimits, utc_now
 from ptzjepa.camera.http import HttpClient, host_of
+from ptzjepa.camera.settings import CameraConfig
+from ptzjepa.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,20 @@ class NetworkPTZCamera(ABC):
         self.position_tolerance = position_tolerance
         self.http = HttpClient(url, username, password, name=self.name,
                                timeout_s=timeout_s, retries=retries)
+
+    @classmethod
+    def from_config(cls, section: CameraConfig, **extra: Any) -> Self:
+        """The driver the `camera:` settings describe; the password is read now (ptzjepa.secrets).
+        A missing URL or a value the driver refuses is a ConfigError naming the key."""
+        if not section.url:
+            raise ConfigError(f"camera.url: required for camera.kind {section.kind!r}, e.g. http://192.168.1.20")
+        try:
+            return cls(section.url, section.username, section.password(), limits=section.limits.to_limits(),
+                       timeout_s=section.timeout_s, retries=section.retries,
+                       move_timeout_s=section.move_timeout_s, poll_interval_s=section.poll_interval_s,
+                       position_tolerance=section.position_tolerance, **extra)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, url={self.http.base_url!r}, "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import attrs
@@ -30,6 +30,7 @@ import requests
 from ptzjepa.camera.base import PTZ, PTZLimits
 from ptzjepa.camera.driver import NetworkPTZCamera
 from ptzjepa.camera.http import decode_jpeg
+from ptzjepa.camera.settings import CameraConfig
 from ptzjepa.camera.soap import SoapError, element, envelope, q, read_body, security_header
 
 DEVICE_PATH = "/onvif/device_service"
@@ -87,6 +88,11 @@ class OnvifCamera(NetworkPTZCamera):
         self._device_path = parts.path if parts.path not in ("", "/") else DEVICE_PATH
         self._profile_wanted = profile
         self._session: OnvifSession | None = None
+
+    @classmethod
+    def from_config(cls, section: CameraConfig, **extra: Any) -> Self:
+        """As every network driver, with the media profile of `camera.onvif_profile`."""
+        return super().from_config(section, profile=section.onvif_profile, **extra)
 
     # --- SOAP ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""The learning parts of ptzjepa: pure torch (and numpy), no I/O, no camera, no config classes.
+"""The learning parts of ptzjepa: pure torch (and numpy), no I/O, no camera, no settings loading.
 
-World model: vit (encoders), jepa (WorldModel, WorldModelSpec, build_world_model), masks
-(I-JEPA blocks), schedules, wm_train (gradients of one step), wm_trainer (optimiser, EMA).
-Agent: actions, dreamer, qnet, dqn, replay.
+World model: sizes (TransformerSize, the settings' own section for a network's size), vit
+(encoders), jepa (WorldModel, WorldModelSpec, build_world_model), masks (I-JEPA blocks),
+schedules, wm_steps (gradients of one step), wm_optim (optimiser, schedules applied, EMA).
+Agent: actions, dreamer, qnet, dqn, replay. Both: session (a stage's training bookkeeping).
 """

@@ -14,11 +14,13 @@ surprising the new view is than the view the dream came from.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 
 from ptzjepa.learning.actions import ActionTable
 
@@ -299,3 +301,14 @@ def rollout_one_at_a_time(
         action_indices=action_indices,
         out_device=out_device,
     )
+
+
+def pool_tokens(tokens: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average-pool a square token grid [..., N, D] -> [..., N / factor^2, D] (what dreams store)."""
+    if factor == 1:
+        return tokens
+    *lead, n, d = tokens.shape
+    side = math.isqrt(n)
+    grid = tokens.reshape(-1, side, side, d).permute(0, 3, 1, 2).float()
+    pooled = F.avg_pool2d(grid, factor).flatten(2).transpose(1, 2)
+    return pooled.reshape(*lead, -1, d).to(tokens.dtype)

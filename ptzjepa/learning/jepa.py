@@ -6,7 +6,7 @@ of the wanted view carries p2 (and the move p1 -> p2). Its reward head gives two
 predicted token:
 
 - channel 0, the original's surprise: how hard the target encoder was pulled by the prediction
-  error (the size of its gradient, see wm_train);
+  error (the size of its gradient, see wm_steps);
 - channel 1, the model's own per-token prediction error. Dreams have no real next frame, so this
   is how a dream estimates how wrong the world model is about where it went.
 """
@@ -14,23 +14,15 @@ predicted token:
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ptzjepa.learning.vit import (
-    Block,
-    ViTSpec,
-    VisionTransformer,
-    check_image_dims,
-    check_transformer_dims,
-    init_weights,
-    rescale_residuals,
-    sincos_2d,
-)
+from ptzjepa.learning.sizes import TransformerSize, check_image_dims, check_transformer_dims
+from ptzjepa.learning.vit import Block, ViTSpec, VisionTransformer, init_weights, rescale_residuals, sincos_2d
 
 REWARD_CHANNELS = 2  # 0: surprise (target-encoder gradient size), 1: own prediction error
 POSE_FEATURES = 4
@@ -38,46 +30,27 @@ POSE_FEATURES = 4
 
 @dataclass(frozen=True)
 class WorldModelSpec:
-    """The whole architecture, flat, so a checkpoint can store it as a dict and rebuild the model."""
+    """The whole architecture: the image, the patches and the sizes of the two block stacks.
+
+    The sizes are the settings' own sections (TransformerSize); a checkpoint stores the spec flat
+    (`encoder_width`, ..., `predictor_mlp_ratio`), the layout every stored world model has."""
 
     image_size: int = 224
     patch_size: int = 14
-    encoder_width: int = 192
-    encoder_depth: int = 12
-    encoder_heads: int = 3
-    encoder_mlp_ratio: float = 4.0
-    predictor_width: int = 384
-    predictor_depth: int = 12
-    predictor_heads: int = 6
-    predictor_mlp_ratio: float = 4.0
+    encoder: TransformerSize = TransformerSize()
+    predictor: TransformerSize = TransformerSize(width=384, depth=12, heads=6)
 
     def __post_init__(self) -> None:
         check_image_dims("WorldModelSpec", self.image_size, self.patch_size)
-        check_transformer_dims(
-            "WorldModelSpec.encoder",
-            self.encoder_width,
-            self.encoder_depth,
-            self.encoder_heads,
-            self.encoder_mlp_ratio,
-        )
-        check_transformer_dims(
-            "WorldModelSpec.predictor",
-            self.predictor_width,
-            self.predictor_depth,
-            self.predictor_heads,
-            self.predictor_mlp_ratio,
-        )
+        for part in ("encoder", "predictor"):
+            size = getattr(self, part)
+            if not isinstance(size, TransformerSize):
+                raise ValueError(f"WorldModelSpec.{part}: expected a TransformerSize, got {type(size).__name__}")
+            check_transformer_dims(f"WorldModelSpec.{part}", size.width, size.depth, size.heads, size.mlp_ratio)
 
     @property
     def encoder_spec(self) -> ViTSpec:
-        return ViTSpec(
-            self.image_size,
-            self.patch_size,
-            self.encoder_width,
-            self.encoder_depth,
-            self.encoder_heads,
-            self.encoder_mlp_ratio,
-        )
+        return ViTSpec.of(self.image_size, self.patch_size, self.encoder)
 
     @property
     def grid(self) -> int:
@@ -89,21 +62,35 @@ class WorldModelSpec:
 
     @property
     def embed_dim(self) -> int:
-        return self.encoder_width
+        return self.encoder.width
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        flat: dict[str, Any] = {"image_size": self.image_size, "patch_size": self.patch_size}
+        for part in _PARTS:
+            flat.update({f"{part}_{name}": value for name, value in asdict(getattr(self, part)).items()})
+        return flat
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "WorldModelSpec") -> WorldModelSpec:
         """Rebuild from to_dict(); an unknown key is an error (a typo would silently change sizes)."""
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a dict of sizes, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}
+        names = set(cls().to_dict())
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{source}: unknown key {unknown[0]!r} (expected some of {sorted(names)})")
-        return cls(**data)
+        sizes = {part: {name: data[f"{part}_{name}"] for name in _SIZE_FIELDS if f"{part}_{name}" in data}
+                 for part in _PARTS}
+        default = cls()
+        return cls(
+            image_size=data.get("image_size", default.image_size),
+            patch_size=data.get("patch_size", default.patch_size),
+            **{part: replace(getattr(default, part), **sizes[part]) for part in _PARTS},
+        )
+
+
+_PARTS = ("encoder", "predictor")
+_SIZE_FIELDS = tuple(f.name for f in fields(TransformerSize))
 
 
 def pose_features(poses: torch.Tensor) -> torch.Tensor:
@@ -138,7 +125,7 @@ class PosePredictor(nn.Module):
 
     def __init__(self, spec: WorldModelSpec) -> None:
         super().__init__()
-        width = spec.predictor_width
+        width = spec.predictor.width
         self.embed_dim = spec.embed_dim
         self.num_patches = spec.num_patches
         self.embed = nn.Linear(spec.embed_dim, width)
@@ -147,8 +134,8 @@ class PosePredictor(nn.Module):
         self.pose_from_embed = _mlp(POSE_FEATURES, width)
         self.pose_to_embed = _mlp(2 * POSE_FEATURES, width)
         self.blocks = nn.ModuleList(
-            Block(width, spec.predictor_heads, spec.predictor_mlp_ratio)
-            for _ in range(spec.predictor_depth)
+            Block(width, spec.predictor.heads, spec.predictor.mlp_ratio)
+            for _ in range(spec.predictor.depth)
         )
         self.norm = nn.LayerNorm(width)
         self.out_proj = nn.Linear(width, spec.embed_dim)

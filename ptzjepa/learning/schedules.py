@@ -103,3 +103,10 @@ def make_schedules(
         weight_decay=Cosine(weight_decay, final_weight_decay, total),
         momentum=Linear(float(ema[0]), float(ema[1]), total),
     )
+
+
+def lr_schedule(lr: float, start_lr: float, final_lr: float, warmup_epochs: float, epochs: int,
+                steps_per_epoch: int) -> WarmupCosine:
+    """The agent's learning rate: warm-up over `warmup_epochs`, then cosine over the rest."""
+    total = max(1, epochs * steps_per_epoch)
+    return WarmupCosine(start_lr, lr, final_lr, min(int(warmup_epochs * steps_per_epoch), total), total)

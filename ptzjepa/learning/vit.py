@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ptzjepa.learning.sizes import TransformerSize, check_image_dims, check_transformer_dims
+
 
 @dataclass(frozen=True)
 class ViTSpec:
@@ -30,6 +32,11 @@ class ViTSpec:
     def __post_init__(self) -> None:
         check_transformer_dims("ViTSpec", self.width, self.depth, self.heads, self.mlp_ratio)
         check_image_dims("ViTSpec", self.image_size, self.patch_size)
+
+    @classmethod
+    def of(cls, image_size: int, patch_size: int, size: TransformerSize) -> ViTSpec:
+        """The encoder for `image_size` images cut in `patch_size` patches, of `size`."""
+        return cls(image_size, patch_size, size.width, size.depth, size.heads, size.mlp_ratio)
 
     @property
     def grid(self) -> int:
@@ -67,28 +74,6 @@ def vit_small(image_size: int = 224, patch_size: int = 14) -> ViTSpec:
 
 def vit_base(image_size: int = 224, patch_size: int = 14) -> ViTSpec:
     return preset("vit_base", image_size, patch_size)
-
-
-def check_image_dims(owner: str, image_size: int, patch_size: int) -> None:
-    """One-line errors for an image the patch grid cannot tile."""
-    for name, value in (("image_size", image_size), ("patch_size", patch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}.{name}: expected an integer >= 1, got {value!r}")
-    if image_size % patch_size:
-        raise ValueError(f"{owner}.image_size: expected a multiple of patch_size={patch_size}, got {image_size}")
-
-
-def check_transformer_dims(owner: str, width: int, depth: int, heads: int, mlp_ratio: float) -> None:
-    """One-line errors for sizes the blocks or the sin-cos table cannot take."""
-    for name, value in (("width", width), ("depth", depth), ("heads", heads)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}.{name}: expected an integer >= 1, got {value!r}")
-    if width % heads:
-        raise ValueError(f"{owner}.width: expected a multiple of heads={heads}, got {width}")
-    if width % 4:
-        raise ValueError(f"{owner}.width: expected a multiple of 4 (2-D sin-cos table), got {width}")
-    if not mlp_ratio > 0:
-        raise ValueError(f"{owner}.mlp_ratio: expected > 0, got {mlp_ratio}")
 
 
 def sincos_2d(width: int, grid: int) -> torch.Tensor:

@@ -13,14 +13,15 @@ import time
 
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.damage import Damaged
 from ptzjepa.learning.dqn import DQNTrainer, dreams_to_transitions
 from ptzjepa.learning.dreamer import Dreams
 from ptzjepa.learning.replay import ReplayBuffer
+from ptzjepa.learning.schedules import lr_schedule
 from ptzjepa.node import Node
 from ptzjepa.stages.dream import complete_sets, load_set
-from ptzjepa.stages.training import Session
+from ptzjepa.learning.session import Session
 
 STAGE = "train_agent"
 
@@ -36,13 +37,13 @@ def train_agent(node: Node) -> str:
     except Damaged:  # moved aside with a warning; the machine routes no_data to the dream stage
         return "no_data"
     dreams = Dreams.cat([Dreams.from_dict(c, source=f"dreams/{sets[-1]}") for c in chunks])
-    name = models.agent_name(node)
-    agent, trainer, meta = models.load_or_new_agent(node, name, dreams, device)
+    name = model_store.agent_name(node)
+    agent, trainer, meta = model_store.load_or_new_agent(node, name, dreams, device)
     session = Session.from_meta(meta, node.cycle, node.name, STAGE)
     replay = ReplayBuffer(capacity=cfg.replay_size, device=device, state_dtype=torch.float16)
     replay.add(dreams_to_transitions(dreams, cfg.reward).to(device))
     steps_per_epoch = max(1, len(replay) // cfg.batch_size)
-    schedule = models.lr_schedule(cfg.lr, cfg.start_lr, cfg.final_lr, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
+    schedule = lr_schedule(cfg.lr, cfg.start_lr, cfg.final_lr, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + node.cycle * 101 + session.epochs_done)
     while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
         if node.stop.is_set():
@@ -60,6 +61,6 @@ def train_agent(node: Node) -> str:
                          value=steps_per_epoch * cfg.batch_size / max(time.monotonic() - began, 1e-9),
                          step=session.epochs_done)
         node.events.emit("progress", stage=STAGE, done=session.epochs_done, total=cfg.epochs, unit="epochs")
-        version = models.save_agent(node, name, agent, trainer, session, dream_set=sets[-1], info=info)
+        version = model_store.save_agent(node, name, agent, trainer, session, dream_set=sets[-1], info=info)
         node.events.emit("model_saved", kind="agents", name=name, version=version, path=f"agents/{name}", loss=loss)
     return "done"

@@ -14,11 +14,11 @@ import io
 import numpy as np
 import torch
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.damage import Damaged, is_damaged_name, is_int, load_reason, move_aside, read_json_checked, require
 from ptzjepa.data import pose_of, to_tensor
-from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, rollout
+from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, pool_tokens, rollout
 from ptzjepa.node import Node
 from ptzjepa.store import StoreError
 
@@ -28,7 +28,7 @@ DREAMS = "dreams"
 
 def dream(node: Node) -> str:
     cfg = node.config.dream
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     if picked is None:
         return "no_model"
     name, info = picked
@@ -37,14 +37,14 @@ def dream(node: Node) -> str:
         return "no_data"
     device = node.device()
     try:
-        world_model, meta = models.load_world_model(node, name, device)
+        world_model, meta = model_store.load_world_model(node, name, device)
     except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
         return "no_model"
     set_name = f"c{node.cycle:05d}-{name}-v{meta['version']:04d}"
     folder = f"{DREAMS}/{set_name}"
     rng = np.random.default_rng([cfg.seed, node.cycle])
     starts = rng.integers(0, len(records), size=cfg.number_of_dreams)
-    table = models.action_table(node.config, node.limits)
+    table = model_store.action_table(node.config, node.limits)
     chunks = list(range(0, cfg.number_of_dreams, cfg.chunk_size))
     image_size = node.config.world_model.image_size
     use_bf16 = node.config.world_model.bfloat16 and device.type == "cuda"
@@ -69,7 +69,7 @@ def dream(node: Node) -> str:
             )
         except DreamInterrupted:  # Ctrl-C mid-chunk: the chunk is redone, with the same seed, on resume
             return "stopped"
-        dreams.states = models.pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
+        dreams.states = pool_tokens(dreams.states, cfg.state_pool).to(torch.float16)
         buffer = io.BytesIO()
         torch.save(dreams.as_dict(), buffer)
         node.store.write_bytes(chunk_file, buffer.getvalue())
@@ -126,7 +126,7 @@ def load_set(node: Node, set_name: str) -> tuple[dict, list[dict[str, torch.Tens
     try:
         info = read_json_checked(node.store, f"{folder}/info.json", check_dream_info)
     except Damaged as exc:
-        move_aside(node.store, f"{folder}/info.json", str(exc), redo, models.warner(node))
+        move_aside(node.store, f"{folder}/info.json", str(exc), redo, node.warn)
         raise
     if info is None:
         raise Damaged(f"{folder}/info.json: no such file")
@@ -147,7 +147,7 @@ def load_set(node: Node, set_name: str) -> tuple[dict, list[dict[str, torch.Tens
             chunks.append(chunk)
             continue
         if why != "missing":
-            move_aside(node.store, rel, why, redo, models.warner(node))
+            move_aside(node.store, rel, why, redo, node.warn)
         else:
             node.events.emit("warning", message=f"dream chunk {rel} is missing; {redo}")
         node.store.delete(f"{folder}/info.json")

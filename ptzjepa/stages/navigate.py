@@ -17,11 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
+from ptzjepa.learning.dreamer import pool_tokens
 from ptzjepa.node import Node
 from ptzjepa.store import StoreError
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
@@ -30,20 +31,20 @@ STAGE = "navigate"
 
 
 def navigate(node: Node) -> str:
-    picked = models.trained_world_model(node)
+    picked = model_store.trained_world_model(node)
     if picked is None:
         return "no_model"
     device = node.device()
-    loaded = models.load_agent(node, device)
+    loaded = model_store.load_agent(node, device)
     if loaded is None:
         return "no_agent"
     agent, _ = loaded
     try:
-        world_model, _ = models.load_world_model(node, picked[0], device)
+        world_model, _ = model_store.load_world_model(node, picked[0], device)
     except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
         return "no_model"
     cfg, limits = node.config.navigate, node.limits
-    table = models.action_table(node.config, limits)
+    table = model_store.action_table(node.config, limits)
     per_round = cfg.movements + 1
     total = cfg.iterations * per_round
     done = int(node.progress(STAGE).get("done", 0))
@@ -92,7 +93,7 @@ def _choose(node: Node, world_model, agent, frame, table, rng: np.random.Generat
     image = to_tensor(frame.image, world_model.spec.image_size).unsqueeze(0).to(device)
     tokens = world_model.encode_target(image)
     pose = torch.tensor([frame.ptz.as_tuple()], dtype=torch.float32, device=device)
-    q = agent(models.pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
+    q = agent(pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
     if rng.random() < node.config.navigate.exploration:
         probs = torch.softmax(q, dim=0).cpu().numpy().astype(np.float64)
         action = int(rng.choice(len(probs), p=probs / probs.sum()))
@@ -114,7 +115,7 @@ def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tens
 
 def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
                      q: torch.Tensor) -> None:
-    pooled = models.pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
+    pooled = pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
     buffer = io.BytesIO()
     torch.save({"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
                 "reward": torch.tensor(reward), "q": q}, buffer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.node import Node
 
 STAGE = "wait_for_lock"
@@ -18,7 +18,7 @@ _POLL_S = 1.0
 
 def wait_for_lock(node: Node) -> str:
     locker = node.locker()
-    resources = [f"{models.WORLD_MODELS}/{n}" for n in models.population_names(node.config)]
+    resources = [f"{model_store.WORLD_MODELS}/{n}" for n in model_store.population_names(node.config)]
     deadline = time.monotonic() + node.config.locks.wait_s
     while True:
         for resource in resources:

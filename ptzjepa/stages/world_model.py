@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import time
 
-from ptzjepa import models
+from ptzjepa import model_store
 from ptzjepa.data import FrameDataset, frame_loader
 from ptzjepa.locks import fenced
 from ptzjepa.node import Node
-from ptzjepa.stages.training import Session
+from ptzjepa.learning.session import Session
 
 STAGE = "train_world_model"
 MIN_FRAMES = 2
@@ -41,11 +41,11 @@ def _train(node: Node, mode: str, stage: str) -> str:
         if records:  # none at all is the ordinary start: the machine routes to capture
             node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
-    leased = models.lease_world_model(node)
+    leased = model_store.lease_world_model(node)
     if leased is None:
         return "locked"
     name, lease = leased
-    resource = f"{models.WORLD_MODELS}/{name}"
+    resource = f"{model_store.WORLD_MODELS}/{name}"
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
         return _train_leased(node, mode, stage, name, lease, records)
@@ -62,7 +62,7 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     loader = frame_loader(dataset, cfg.batch_size, cfg.num_workers, shuffle=True,
                           seed=cfg.seed * 7919 + node.cycle, pin_memory=device.type == "cuda")
     batches_per_epoch = len(loader)
-    model, trainer, meta = models.load_or_new_world_model(node, name, mode, batches_per_epoch, device)
+    model, trainer, meta = model_store.load_or_new_world_model(node, name, mode, batches_per_epoch, device)
     session = Session.from_meta(meta, node.cycle, node.name, stage)
     if session.epochs_done == 0:
         trainer.updates = 0  # a new session: the schedules start over, as each original run did
@@ -105,7 +105,7 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
         if not fenced(lease):
             node.events.emit("warning", message=f"lost the lease on world model {name}; its epoch is dropped")
             return "locked"
-        meta = models.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
+        meta = model_store.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
                                        fence=lease.token, base=meta or {})
         node.events.emit("model_saved", kind="world_models", name=name, version=meta["version"],
                          path=f"world_models/{name}", loss=loss)

@@ -19,14 +19,15 @@ Why this is exact, not an approximation:
   got from B² images. The auxiliary pass's predictions equal the real pass's (same weights, no
   update in between), so they are reused instead of recomputed.
 
-Only the order of floating-point sums differs; tests/test_learning_wm_train.py checks loss,
-surprise and gradients against `naive_step` (the original's way) in float64.
+Only the order of floating-point sums differs; tests/test_learning_wm_steps.py checks loss,
+surprise and gradients against `naive_step` (the original's way, kept outside the library in
+benchmarks/original_step.py) in float64.
 
 Surprise scale: "mean" (the default) is the mean |gradient| over every target-encoder
 parameter; the original's code summed instead (`surprise_reduction="sum"`), which is the same
 signal times the parameter count (5.45M for vit_tiny: ~350 at init, where the mean is ~6e-5),
 and then dominates the loss. Channel 0 keeps the same ordering either way.
-Steps only accumulate gradients (scaled by loss_scale, for accumulation); wm_trainer applies them.
+Steps only accumulate gradients (scaled by loss_scale, for accumulation); wm_optim applies them.
 """
 
 from __future__ import annotations
@@ -99,17 +100,17 @@ def gradient_magnitude(grads: list[torch.Tensor], reduction: Reduction) -> torch
     raise ValueError(f"surprise_reduction: expected 'sum' or 'mean', got {reduction!r}")
 
 
-def _wide(x: torch.Tensor) -> torch.Tensor:
+def widen(x: torch.Tensor) -> torch.Tensor:
     """Losses in float32 at least (bf16 outputs are widened; float64 stays float64)."""
     return x if x.dtype == torch.float64 else x.float()
 
 
-def _add(total: torch.Tensor | None, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def add_parts(total: torch.Tensor | None, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
     stacked = torch.stack([x.detach() for x in parts])
     return stacked if total is None else total + stacked
 
 
-def _check_batch(images: torch.Tensor, poses: torch.Tensor) -> int:
+def check_batch(images: torch.Tensor, poses: torch.Tensor) -> int:
     if images.ndim != 4 or images.shape[0] < 1:
         raise ValueError(f"images: expected [B, 3, H, W] with B >= 1, got {list(images.shape)}")
     if poses.shape != (images.shape[0], 3):
@@ -119,14 +120,14 @@ def _check_batch(images: torch.Tensor, poses: torch.Tensor) -> int:
     return images.shape[0]
 
 
-def _chunks(total: int, chunk: int | None) -> list[slice]:
+def pair_slices(total: int, chunk: int | None) -> list[slice]:
     if chunk is not None and chunk < 1:
         raise ValueError(f"pair_chunk: expected >= 1 or None, got {chunk}")
     size = total if chunk is None else chunk
     return [slice(start, min(start + size, total)) for start in range(0, total, size)]
 
 
-def _chunk_loss(
+def loss_parts(
     pred: torch.Tensor,
     reward: torch.Tensor,
     target: torch.Tensor,
@@ -139,16 +140,16 @@ def _chunk_loss(
     total_tokens is the number of predicted tokens in the whole step, so chunk shares add up to
     exactly the whole-step means whatever the chunking.
     """
-    error = F.smooth_l1_loss(_wide(pred), _wide(target), reduction="none").mean(dim=-1)
+    error = F.smooth_l1_loss(widen(pred), widen(target), reduction="none").mean(dim=-1)
     wanted = torch.stack((surprise.to(error.dtype).expand_as(error), error.detach()), dim=-1)
     prediction = error.sum() / total_tokens
-    reward_part = F.smooth_l1_loss(_wide(reward), wanted, reduction="sum") / (2 * total_tokens)
+    reward_part = F.smooth_l1_loss(widen(reward), wanted, reduction="sum") / (2 * total_tokens)
     return prediction + reward_weight * reward_part, prediction, reward_part, error.detach().sum()
 
 
 def _aux_cotangent(pred: torch.Tensor, h_leaf: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """d/dh of sum smooth-L1(prediction, h[index]) with the prediction held constant."""
-    aux = F.smooth_l1_loss(_wide(pred.detach()), h_leaf[index], reduction="sum")
+    aux = F.smooth_l1_loss(widen(pred.detach()), h_leaf[index], reduction="sum")
     return torch.autograd.grad(aux, h_leaf)[0]
 
 
@@ -158,7 +159,7 @@ def _surprise(
     """Size of the target encoder's gradient of L_aux, from dL_aux/dh (one backward on B images)."""
     with target_grads_on(model) as params:
         grads = torch.autograd.grad(h, params, grad_outputs=(cotangent / count).to(h.dtype))
-    return _wide(gradient_magnitude(list(grads), reduction).detach())
+    return widen(gradient_magnitude(list(grads), reduction).detach())
 
 
 def pair_step(
@@ -179,17 +180,17 @@ def pair_step(
     no-grad pass first; the last chunk's graph is kept from that pass and is the first to go
     backward, so only one chunk's graph is alive at a time and no chunk is predicted three times.
     """
-    batch = _check_batch(images, poses)
+    batch = check_batch(images, poses)
     pairs = batch * batch
     ctx_i, tgt_j = pair_index(batch, images.device)
-    chunks = _chunks(pairs, pair_chunk)
+    chunks = pair_slices(pairs, pair_chunk)
     total_tokens = pairs * model.num_tokens
     aux_count = total_tokens * model.embed_dim
     with autocast(images.device, amp_dtype):
         with target_grads_on(model):
             h = model.target_tokens(images)
         tokens = model.encode_context(images)
-    h_leaf = _wide(h.detach()).requires_grad_(True)
+    h_leaf = widen(h.detach()).requires_grad_(True)
     target = h_leaf.detach()
     single = len(chunks) == 1
     ctx = tokens if single else tokens.detach().requires_grad_(True)
@@ -212,67 +213,13 @@ def pair_step(
     sums = None
     for part in reversed(chunks):
         pred, reward = kept if part is chunks[-1] else run(part)
-        parts = _chunk_loss(pred, reward, target[tgt_j[part]], surprise, reward_weight, total_tokens)
+        parts = loss_parts(pred, reward, target[tgt_j[part]], surprise, reward_weight, total_tokens)
         (parts[0] * loss_scale).backward()
-        sums = _add(sums, parts)
+        sums = add_parts(sums, parts)
         del pred, reward
         kept = None
     if not single:
         tokens.backward(ctx.grad)
-    assert sums is not None
-    return StepStats(sums[0], sums[1], sums[2], surprise, sums[3] / total_tokens, pairs)
-
-
-def naive_step(
-    model: WorldModel,
-    images: torch.Tensor,
-    poses: torch.Tensor,
-    *,
-    reward_weight: float = 1.0,
-    pair_chunk: int | None = None,
-    amp_dtype: torch.dtype | None = None,
-    loss_scale: float = 1.0,
-    surprise_reduction: Reduction = "mean",
-) -> StepStats:
-    """The original's step, for tests and the benchmark: B² copied images through both encoders,
-    an auxiliary pass (target encoder with grad) for the surprise, then the real pass.
-
-    pair_chunk splits the copied images into chunks (gradients add up across chunks) so that
-    large batches fit in memory; it changes nothing in the amount of work.
-    """
-    batch = _check_batch(images, poses)
-    pairs = batch * batch
-    ctx_i, tgt_j = pair_index(batch, images.device)
-    chunks = _chunks(pairs, pair_chunk)
-    total_tokens = pairs * model.num_tokens
-    aux_count = total_tokens * model.embed_dim
-    grads: list[torch.Tensor] | None = None
-    for part in chunks:  # auxiliary pass
-        ctx_images, tgt_images = images[ctx_i[part]].clone(), images[tgt_j[part]].clone()
-        with target_grads_on(model) as params:
-            with autocast(images.device, amp_dtype):
-                h = model.target_tokens(tgt_images)
-                with torch.no_grad():
-                    pred, _ = model.predictor(
-                        model.encode_context(ctx_images), poses[ctx_i[part]], poses[tgt_j[part]]
-                    )
-            aux = F.smooth_l1_loss(_wide(pred), _wide(h), reduction="sum") / aux_count
-            part_grads = torch.autograd.grad(aux, params)
-        grads = list(part_grads) if grads is None else [a + b for a, b in zip(grads, part_grads)]
-    assert grads is not None
-    surprise = _wide(gradient_magnitude(grads, surprise_reduction).detach())
-
-    sums = None
-    for part in chunks:  # real pass
-        ctx_images, tgt_images = images[ctx_i[part]].clone(), images[tgt_j[part]].clone()
-        with autocast(images.device, amp_dtype):
-            target = model.encode_target(tgt_images)
-            pred, reward = model.predictor(
-                model.encode_context(ctx_images), poses[ctx_i[part]], poses[tgt_j[part]]
-            )
-        parts = _chunk_loss(pred, reward, target, surprise, reward_weight, total_tokens)
-        (parts[0] * loss_scale).backward()
-        sums = _add(sums, parts)
     assert sums is not None
     return StepStats(sums[0], sums[1], sums[2], surprise, sums[3] / total_tokens, pairs)
 
@@ -293,7 +240,7 @@ def masked_step(
     (context mask, prediction mask) combination is one predictor row; the reward channels are
     trained as in pair_step, with the surprise of this masked prediction loss.
     """
-    batch = _check_batch(images, poses)
+    batch = check_batch(images, poses)
     if not masks.context or not masks.targets:
         raise ValueError("masks: expected at least one context and one prediction mask")
     n_pred = len(masks.targets)
@@ -313,13 +260,13 @@ def masked_step(
     reward = torch.cat([r for _, r in outputs])
     where = tgt_idx.repeat(len(masks.context), 1)
     owner = rows.repeat(len(masks.context))
-    h_leaf = _wide(h.detach()).requires_grad_(True)
-    aux = F.smooth_l1_loss(_wide(pred.detach()), gather_tokens(h_leaf[owner], where), reduction="sum")
+    h_leaf = widen(h.detach()).requires_grad_(True)
+    aux = F.smooth_l1_loss(widen(pred.detach()), gather_tokens(h_leaf[owner], where), reduction="sum")
     cotangent = torch.autograd.grad(aux, h_leaf)[0]
     surprise = _surprise(model, h, cotangent, pred.numel(), surprise_reduction)
     target = gather_tokens(h_leaf.detach()[owner], where)
     total_tokens = pred.shape[0] * pred.shape[1]
-    parts = _chunk_loss(pred, reward, target, surprise, reward_weight, total_tokens)
+    parts = loss_parts(pred, reward, target, surprise, reward_weight, total_tokens)
     (parts[0] * loss_scale).backward()
     loss, prediction, reward_part, error_sum = (x.detach() for x in parts)
     return StepStats(loss, prediction, reward_part, surprise, error_sum / total_tokens, pred.shape[0])

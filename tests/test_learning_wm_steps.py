@@ -8,21 +8,19 @@ import math
 import pytest
 import torch
 
+from benchmarks.original_step import naive_step
 from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
 from ptzjepa.learning.masks import MaskSampler
 from ptzjepa.learning.schedules import make_schedules
-from ptzjepa.learning.wm_train import masked_step, naive_step, pair_index, pair_step
-from ptzjepa.learning.wm_trainer import WorldModelTrainer, apply_schedules, build_optimizer
+from ptzjepa.learning.sizes import TransformerSize
+from ptzjepa.learning.wm_optim import WorldModelTrainer, apply_schedules, build_optimizer
+from ptzjepa.learning.wm_steps import masked_step, pair_index, pair_step
 
 SPEC = WorldModelSpec(
     image_size=32,
     patch_size=8,
-    encoder_width=32,
-    encoder_depth=2,
-    encoder_heads=2,
-    predictor_width=32,
-    predictor_depth=2,
-    predictor_heads=2,
+    encoder=TransformerSize(width=32, depth=2, heads=2),
+    predictor=TransformerSize(width=32, depth=2, heads=2),
 )
 POSES = [[10.0, 5.0, 1.0], [200.0, -10.0, 2.0], [359.0, 40.0, 1.5]]
 

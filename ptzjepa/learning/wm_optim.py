@@ -1,6 +1,6 @@
 """Applying world-model gradients: AdamW param groups, per-update schedules, EMA, accumulation.
 
-Kept apart from wm_train (which only computes gradients) so the benchmark and the tests can time
+Kept apart from wm_steps (which only computes gradients) so the benchmark and the tests can time
 and compare the steps without an optimiser in the way.
 """
 
@@ -13,7 +13,7 @@ import torch
 from ptzjepa.learning.jepa import WorldModel
 from ptzjepa.learning.masks import MaskSampler
 from ptzjepa.learning.schedules import Schedules
-from ptzjepa.learning.wm_train import Reduction, StepStats, masked_step, pair_step
+from ptzjepa.learning.wm_steps import Reduction, StepStats, masked_step, pair_step
 
 Mode = Literal["pairs", "masked"]
 

@@ -1,4 +1,4 @@
-"""The bridge between settings, stored checkpoints and the torch models of ptzjepa.learning.
+"""The model store: the bridge between settings, stored checkpoints, leases and the torch models.
 
 Stages ask here for "the world model to train", "a trained world model", "this node's agent";
 this module turns config sections into model specs, checkpoints into modules, and back.
@@ -11,10 +11,9 @@ import zlib
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ptzjepa.camera.base import PTZLimits
-from ptzjepa.checkpoints import Checkpoints, CheckpointError
+from ptzjepa.checkpoints import AGENTS, WORLD_MODELS, Checkpoints, CheckpointError
 from ptzjepa.config import CUDA_GRAPH_MODES, Config
 from ptzjepa.learning.actions import ActionTable, PoseLimits
 from ptzjepa.learning.dqn import DQNSettings, DQNTrainer
@@ -22,27 +21,19 @@ from ptzjepa.learning.dreamer import Dreams
 from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model
 from ptzjepa.learning.qnet import QNetSpec, QNetwork
 from ptzjepa.learning.masks import MaskSampler
-from ptzjepa.learning.schedules import WarmupCosine, make_schedules
-from ptzjepa.learning.wm_trainer import WorldModelTrainer
+from ptzjepa.learning.schedules import make_schedules
+from ptzjepa.learning.session import Session
+from ptzjepa.learning.wm_optim import WorldModelTrainer
 from ptzjepa.node import Node
-from ptzjepa.stages.training import Session
-
-WORLD_MODELS = "world_models"
-AGENTS = "agents"
-
 
 # --- settings -> specs --------------------------------------------------------------------
 
 
 def world_model_spec(config: Config) -> WorldModelSpec:
+    """The architecture the settings ask for; the sizes are the settings' sections themselves."""
     wm = config.world_model
-    return WorldModelSpec(
-        image_size=wm.image_size, patch_size=wm.patch_size,
-        encoder_width=wm.encoder.width, encoder_depth=wm.encoder.depth,
-        encoder_heads=wm.encoder.heads, encoder_mlp_ratio=wm.encoder.mlp_ratio,
-        predictor_width=wm.predictor.width, predictor_depth=wm.predictor.depth,
-        predictor_heads=wm.predictor.heads, predictor_mlp_ratio=wm.predictor.mlp_ratio,
-    )
+    return WorldModelSpec(image_size=wm.image_size, patch_size=wm.patch_size, encoder=wm.encoder,
+                          predictor=wm.predictor)
 
 
 def action_table(config: Config, limits: PTZLimits) -> ActionTable:
@@ -57,32 +48,11 @@ def action_table(config: Config, limits: PTZLimits) -> ActionTable:
     )
 
 
-def pool_tokens(tokens: torch.Tensor, factor: int) -> torch.Tensor:
-    """Average-pool a square token grid [..., N, D] -> [..., N / factor^2, D] (what dreams store)."""
-    if factor == 1:
-        return tokens
-    *lead, n, d = tokens.shape
-    side = math.isqrt(n)
-    grid = tokens.reshape(-1, side, side, d).permute(0, 3, 1, 2).float()
-    pooled = F.avg_pool2d(grid, factor).flatten(2).transpose(1, 2)
-    return pooled.reshape(*lead, -1, d).to(tokens.dtype)
-
-
-def lr_schedule(lr: float, start_lr: float, final_lr: float, warmup_epochs: float, epochs: int, steps_per_epoch: int):
-    total = max(1, epochs * steps_per_epoch)
-    return WarmupCosine(start_lr, lr, final_lr, min(int(warmup_epochs * steps_per_epoch), total), total)
-
-
 # --- world models -------------------------------------------------------------------------
 
 
-def warner(node: Node):
-    """Damage found in the node's store goes to its events as one warning line each."""
-    return lambda message: node.events.emit("warning", message=message)
-
-
 def world_models(node: Node) -> Checkpoints:
-    return Checkpoints(node.store, WORLD_MODELS, keep=node.config.storage.keep_checkpoints, warn=warner(node))
+    return Checkpoints(node.store, WORLD_MODELS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
 
 
 def population_names(config: Config) -> list[str]:
@@ -224,7 +194,7 @@ def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldMod
 
 
 def agents(node: Node) -> Checkpoints:
-    return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints, warn=warner(node))
+    return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
 
 
 def agent_names(node: Node) -> list[str]:

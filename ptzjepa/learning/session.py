@@ -7,12 +7,11 @@ restarts from the last checkpoint with the same plateau counter instead of start
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import attrs
 
-
-@attrs.define
+@dataclass
 class Session:
     cycle: int
     node: str
@@ -20,11 +19,11 @@ class Session:
     epochs_done: int = 0
     best: float = float("inf")
     bad_epochs: int = 0
-    losses: list[float] = attrs.field(factory=list)
+    losses: list[float] = field(default_factory=list)
     steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
+        data = asdict(self)
         data["best"] = None if self.best == float("inf") else self.best
         return data
 
