@@ -41,20 +41,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ptzjepa import app
     from ptzjepa.config_loading import load_config
 
-    overrides = list(args.set)
+    flags = {}  # an option's value is taken as given (a path), never read as YAML
     if args.sim:
-        overrides.insert(0, "camera.kind=sim")
-    if args.data:
-        overrides.insert(0, f"storage.data={args.data}")
-    if args.panorama:
-        overrides.insert(0, f"sim.panorama={args.panorama}")
+        flags["camera.kind"] = ("--sim", "sim")
+    if args.data is not None:  # --data '' is an error (storage.data), not the profile's folder
+        flags["storage.data"] = ("--data", args.data)
+    if args.panorama is not None:
+        flags["sim.panorama"] = ("--panorama", args.panorama)
     if args.cycles is not None and args.cycles < 1:
         raise _Usage("--cycles: expected a whole number >= 1")
-    config = load_config(args.profile or "sim", overrides)
+    config = load_config(args.profile or "sim", list(args.set), flags)
     view = not args.no_view and sys.stdout.isatty()
+    from ptzjepa import app  # torch and the stages: only once the settings are known to be good
+
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptzjepa.errors import ConfigError
     from ptzjepa.machine import MachineError
     from ptzjepa.runlock import RunLockedError
+    from ptzjepa.status import NothingStoredError
 
     try:
         if args.command == "run":
@@ -91,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, _Usage) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, MachineError, RunLockedError, NothingStoredError, _Usage) as exc:
+        from ptzjepa.logs import scrub
+
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from rich.console import Console
 
 from ptzjepa.checkpoints import WORLD_MODELS
 from ptzjepa.config import Config
-from ptzjepa.config_loading import config_to_dict
+from ptzjepa.config_loading import config_notes, config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.damage import Damaged, read_json_checked
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
 from ptzjepa.node import Node
-from ptzjepa.runlock import RunLock
-from ptzjepa.status import STATUS_FILE, NodeStatus, StatusWriter
-from ptzjepa.store import Store
+from ptzjepa.runlock import RunLock, run_holder
+from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
+from ptzjepa.store import Store, StoreError
 from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
@@ -68,6 +71,8 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
         )
+        for note in config_notes(config):
+            node.events.emit("warning", message=note)
         restore = _install_stop_handlers(node.stop)
         try:
             if console is not None:
@@ -117,9 +122,16 @@ def use_threads(threads: int) -> None:
 
 
 def _install_stop_handlers(stop: threading.Event):
-    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it."""
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second forces it.
+
+    Only this process answers: forked children (data-loader workers) inherit the handler and get
+    the terminal's Ctrl-C too, but they stop when the main process ends them, and must not each
+    print the stopping line."""
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            return
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -143,9 +155,7 @@ def status(data: str, as_json: bool) -> int:
     shown = redact_url(data)
     store = Store(data, create=False)
     if not store.is_folder():
-        print(f"status: {shown}: no data folder there (no ptzjepa run has stored anything here)",
-              file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no data folder there (no ptzjepa run has stored anything here)")
     damage: list[str] = []  # status only reads: damaged files are reported, a run moves them aside
     snap = read_status(store, damage.append, repair=False)
     try:
@@ -154,8 +164,7 @@ def status(data: str, as_json: bool) -> int:
         damage.append(f"damaged file {MACHINE_STATE_FILE}: {exc} (the next run moves it aside and rebuilds it)")
         machine = None
     if snap is None and machine is None and not damage:
-        print(f"status: {shown}: no ptzjepa run has stored anything here", file=sys.stderr)
-        return 2
+        raise NothingStoredError(f"--data {shown}: no ptzjepa run has stored anything here")
     facts: dict[str, Any] = {}
     if isinstance(machine, dict):
         facts.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
@@ -163,10 +172,45 @@ def status(data: str, as_json: bool) -> int:
 
     facts.update(frames_stored=FrameStore(store).count(), disk_bytes=store.disk_usage(), data=shown)
     try:
-        _show({**(snap or {}), **facts}, damage, as_json)
+        full = {**(snap or {}), **facts}
+        full["run"] = _liveness(store, full, machine)
+        _show(full, damage, as_json)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         # whole JSON, but a value of the wrong type where the view draws it: report, show the rest
         damage.append(f"damaged file {STATUS_FILE}: a value of the wrong type ({exc}); "
                       "the next run writes it afresh")
+        facts["run"] = _liveness(store, facts, machine)
         _show(facts, damage, as_json)
     return 0
+
+
+def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any]:
+    """Whether the run is alive (its run lock says), when it was last seen (its newest status or
+    machine write), and, for a dead run, what became of the model leases it held: OS locks went
+    with the process; Redis leases run out `locks.lease_s` after their last renewal."""
+    held = run_holder(store)
+    stamps = [d.get("updated") for d in (snap, machine) if isinstance(d, dict)]
+    seen = max((float(t) for t in stamps if isinstance(t, (int, float))), default=None)
+    run: dict[str, Any] = {"alive": held.alive, "last_seen": seen, **{k: held.holder[k] for k in ("host", "pid") if k in held.holder}}
+    if held.alive is False and snap.get("locks"):
+        try:
+            config = store.read_json(CONFIG_SNAPSHOT, default=None)
+        except StoreError:  # damaged: the next run moves it aside
+            config = None
+        locks = config.get("locks") if isinstance(config, dict) else None
+        lease_s = locks.get("lease_s") if isinstance(locks, dict) else None
+        redis = isinstance(locks, dict) and locks.get("kind") == "redis"
+        now = time.time()
+        for resource, state in list(snap["locks"].items()):
+            if not str(state).startswith("held"):
+                continue
+            if redis and isinstance(lease_s, (int, float)) and seen is not None and now < seen + lease_s:
+                snap["locks"][resource] = f"stale: {state}, by a run that is not running; expires by " \
+                                          f"{_clock(seen + lease_s)}"
+            else:
+                snap["locks"][resource] = f"expired: {state}, by a run that is not running"
+    return run
+
+
+def _clock(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -10,16 +10,22 @@ ptzjepa.errors' (the machine files share it); secrets are ptzjepa.secrets', neve
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+import typing
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import attrs
 import cattrs
 import yaml
+from cattrs.cols import list_structure_factory
 
 from ptzjepa.config import Config
-from ptzjepa.errors import ConfigError, describe_structure_error
+from ptzjepa.config_checks import data_folder_problem, device_problem, panorama_note, panorama_problem
+from ptzjepa.errors import ConfigError, describe_structure_error, unknown_key
 from ptzjepa.learning.sizes import TransformerSize
 from ptzjepa.logs import redact_url
 
@@ -30,8 +36,12 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
 def _structure_float(value: Any, _type: type) -> float:
+    """Numbers are finite: `.inf` or `.nan` would pass the range checks (or fail them obscurely)
+    and break training only after the camera has moved."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
 
 
@@ -59,6 +69,46 @@ _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(str, _structure_str)
 
 
+def describe_type(kind: Any) -> str:
+    """What a setting's type looks like in a profile, in words: `a list of numbers`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        inner = describe_type(args[0]) if args else "values"
+        plural = {"a number": "numbers", "an integer": "integers", "a string": "strings",
+                  "true or false": "true/false values", "a mapping of settings": "mappings of settings"}
+        return f"a list of {plural.get(inner, inner)}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if _is_section(kind):
+        return "a mapping of settings"
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(kind, str(kind))
+
+
+def _checked_shape(structure: Any, kind: Any, shape: type | tuple[type, ...]) -> Any:
+    """A structure function that first checks the value's shape (a mapping, a list), so that
+    `--set capture.pan_steps=5` reads `expected a list of numbers, got 5`, not cattrs' `'int'
+    object is not iterable`, and a string is never taken for a list of its characters."""
+
+    def structure_checked(value: Any, _type: Any) -> Any:
+        if not isinstance(value, shape):
+            raise ValueError(f"expected {describe_type(kind)}, got {value!r}")
+        return structure(value, _type)
+
+    return structure_checked
+
+
+def _is_section(kind: Any) -> bool:
+    """A settings section: an attrs class, or a dataclass (ptzjepa.learning.sizes.TransformerSize)."""
+    return attrs.has(kind) or (isinstance(kind, type) and dataclasses.is_dataclass(kind))
+
+
+_converter.register_structure_hook_factory(
+    _is_section, lambda cl: _checked_shape(_converter.gen_structure_attrs_fromdict(cl), cl, dict))
+_converter.register_structure_hook_factory(
+    lambda kind: typing.get_origin(kind) is list,
+    lambda kind: _checked_shape(list_structure_factory(kind, _converter), kind, (list, tuple)))
+
+
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     """Structure and validate a plain dict; raise ConfigError naming the first bad key."""
     if not isinstance(data, dict):
@@ -66,7 +116,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     try:
         config = _converter.structure(data, Config)
     except cattrs.ForbiddenExtraKeysError as exc:
-        raise ConfigError(f"{source}: unknown key {sorted(exc.extra_fields)[0]!r}") from None
+        raise ConfigError(f"{source}: {unknown_key(exc, '')}") from None
     except BaseExceptionGroup as exc:
         raise ConfigError(describe_structure_error(exc, source)) from None
     except (TypeError, ValueError) as exc:
@@ -82,8 +132,19 @@ def first_problem(config: Config) -> str | None:
     `key: expected ..., got ...`; None when all is well. Checked at load so that the CLI stops
     before it captures or trains anything, rather than when a stage first builds the thing."""
     checks = (_url_problems(config), _model_problems(config), _limits_problems(config),
-              _panorama_problems(config))
-    return next((problem for found in checks for problem in found), None)
+              [panorama_problem(config.sim.panorama), device_problem(config.run.device)])
+    return next((problem for found in checks for problem in found if problem), None)
+
+
+def host_problem(config: Config) -> str | None:
+    """What this machine must allow before a run may start: a data folder it can write or make."""
+    return data_folder_problem(config.storage.data)
+
+
+def config_notes(config: Config) -> list[str]:
+    """Warnings about settings that work but may not do what was meant, for the run to show."""
+    note = panorama_note(config.sim.panorama, config.sim.panorama_hfov, config.sim.panorama_vfov)
+    return [note] if note else []
 
 
 def _url_problems(config: Config) -> list[str]:
@@ -151,14 +212,6 @@ def _limits_problems(config: Config) -> list[str]:
     return found
 
 
-def _panorama_problems(config: Config) -> list[str]:
-    """The simulator reads the file only when it first opens the camera, after the store is set up."""
-    panorama = config.sim.panorama
-    if panorama and not Path(panorama).is_file():
-        return [f"sim.panorama: expected an image file, got {panorama!r} (no such file)"]
-    return []
-
-
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -206,21 +259,57 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-            node[part] = child = dict(child)
-            node = child
-        node[parts[-1]] = value
+        out = _set(out, key.strip(), value)
     return out
 
 
-def load_config(profile: str = "sim", overrides: list[str] | None = None) -> Config:
-    data = apply_overrides(load_profile_dict(profile), overrides or [])
-    return config_from_dict(data, source=f"profile {profile}")
+def load_config(profile: str = "sim", overrides: list[str] | None = None,
+                flags: dict[str, tuple[str, str]] | None = None, check_host: bool = True) -> Config:
+    """A profile, then the command line's own options (`flags`: key -> (option, value), taken as
+    given, never as YAML), then `--set` overrides, checked; with `check_host`, also what this
+    machine must allow (ptzjepa.config_checks). An error blames where the bad value came from:
+    `--set`, the option (`--data`), or the profile."""
+    overrides = overrides or []
+    data = load_profile_dict(profile)
+    for key, (_option, value) in (flags or {}).items():
+        data = _set(data, key, value)
+    data = apply_overrides(data, overrides)
+    origins = {key: option for key, (option, _value) in (flags or {}).items()}
+    origins.update({item.partition("=")[0].strip(): "--set" for item in overrides})
+    source = f"profile {profile}"
+    try:
+        config = config_from_dict(data, source=source)
+        problem = host_problem(config) if check_host else None
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
+    except ConfigError as exc:
+        raise ConfigError(_blame(str(exc), source, origins)) from None
+    return config
+
+
+def _blame(message: str, source: str, origins: dict[str, str]) -> str:
+    """Name the option a bad key came from instead of the profile, when it came from one."""
+    rest = message.removeprefix(f"{source}: ")
+    unknown = re.match(r"unknown key '([^']+)'", rest)
+    key = unknown.group(1) if unknown else rest.partition(":")[0]
+    for given, option in reversed(list(origins.items())):
+        named = re.search(rf"(?<![\w.]){re.escape(given)}(?![\w.])", rest)  # a setting wrong together with it
+        if key == given or key.startswith((f"{given}.", f"{given}[")) or given.startswith(f"{key}.") or named:
+            return f"{option}: {rest}"
+    return message
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """`data` with the dotted `key` set to `value`, the mappings on the way copied."""
+    out = dict(data)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        node[part] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[parts[-1]] = value
+    return out
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

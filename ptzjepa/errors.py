@@ -6,8 +6,11 @@ files (ptzjepa.machine), which all structure YAML with cattrs and must phrase it
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 
+import attrs
 import cattrs
 
 
@@ -26,6 +29,18 @@ def _note_key(exc: BaseException) -> str | int | None:
     return None
 
 
+def unknown_key(exc: cattrs.ForbiddenExtraKeysError, where: str) -> str:
+    """`unknown key 'a.b' (did you mean 'a.c'?)`: the closest of the keys that class takes."""
+    name = sorted(exc.extra_fields)[0]
+    key = f"{where}.{name}" if where else name
+    known = [field.name for field in attrs.fields(exc.cl)] if attrs.has(exc.cl) else \
+        [field.name for field in dataclasses.fields(exc.cl)] if dataclasses.is_dataclass(exc.cl) else []
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        return f"unknown key {key!r}"
+    return f"unknown key {key!r} (did you mean {(f'{where}.{close[0]}' if where else close[0])!r}?)"
+
+
 def describe_structure_error(exc: BaseException, source: str) -> str:
     """One line naming the first bad key of a cattrs structuring error, e.g. `capture.iterations: ...`."""
     path: list[str] = []
@@ -37,9 +52,7 @@ def describe_structure_error(exc: BaseException, source: str) -> str:
         exc = sub
     where = "".join(path).lstrip(".")
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        name = sorted(exc.extra_fields)[0]
-        key = f"{where}.{name}" if where else name
-        return f"{source}: unknown key {key!r}"
+        return f"{source}: {unknown_key(exc, where)}"
     if isinstance(exc, KeyError):
         return f"{source}: {where or 'config'}: missing required key {exc.args[0]!r}"
     message = str(exc)

@@ -36,6 +36,8 @@ from typing import Any
 
 import attrs
 
+from ptzjepa.logs import scrub_data
+
 log = logging.getLogger("ptzjepa")
 
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
@@ -70,7 +72,9 @@ class Events:
                 self._subscribers.remove(subscriber)
 
     def emit(self, kind: str, /, **data: Any) -> None:
-        event = Event(kind, time.time(), data)
+        """Hand an event to every subscriber, its text scrubbed of secrets first (an error message
+        may quote what a camera echoed), so no log, status file, view or Waggle can show one."""
+        event = Event(kind, time.time(), scrub_data(data))
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:

@@ -15,6 +15,9 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
+
+import attrs
 
 from ptzjepa.damage import move_aside
 from ptzjepa.store import Store, StoreError
@@ -158,3 +161,69 @@ def _describe(holder: str) -> str:
         return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
     except ValueError:
         return "holder unknown"
+
+
+@attrs.frozen
+class RunHolder:
+    """Whether a run holds a data folder now (None: this store cannot tell), and who held it last."""
+
+    alive: bool | None
+    holder: dict[str, Any]
+
+
+def run_holder(store: Store) -> RunHolder:
+    """Tell a live run from a dead one without disturbing either: a killed run's OS lock is gone
+    (the kernel drops it), a remote run's lease stops being renewed. Only reads."""
+    if store.is_local:
+        path = store.local_path(LOCK_NAME)
+        assert path is not None
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(4096).decode(errors="replace")
+                alive = _flock_held(handle.fileno())
+        except FileNotFoundError:
+            return RunHolder(False, {})
+        except OSError:
+            return RunHolder(None, {})
+        return RunHolder(alive, _parse(raw))
+    if store.protocol == "memory":
+        with _memory_guard:
+            return RunHolder(store.url in _memory_held, {})
+    try:
+        lease = store.read_json(LEASE_FILE, default=None)
+    except Exception:  # an unreadable lease (damaged, or the store is unreachable): cannot tell
+        return RunHolder(None, {})
+    if not isinstance(lease, dict):
+        return RunHolder(False, {})
+    expires = lease.get("expires")
+    alive = isinstance(expires, (int, float)) and expires > time.time()
+    return RunHolder(alive, {k: v for k, v in lease.items() if k != "token"})
+
+
+def _flock_held(fd: int) -> bool:
+    """Whether any process holds an flock on the open file: from /proc/locks where Linux has it
+    (reading it takes no lock, so it can never make a starting run think the folder is taken),
+    else by a shared-lock probe released at once."""
+    import fcntl
+
+    info = os.fstat(fd)
+    ident = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks") as handle:
+            return any(line.split()[1:2] == ["FLOCK"] and ident in line.split() for line in handle)
+    except OSError:
+        pass
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _parse(holder: str) -> dict[str, Any]:
+    try:
+        info = json.loads(holder)
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}

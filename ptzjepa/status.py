@@ -17,6 +17,7 @@ from typing import Any
 
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.events import Event
+from ptzjepa.logs import scrub_data
 from ptzjepa.store import Store
 
 STATUS_FILE = "state/status.json"
@@ -24,6 +25,10 @@ COVERAGE_PAN_BINS = 36
 COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
 _RECENT_REWARDS = 5
+
+
+class NothingStoredError(ValueError):
+    """`cli.py status` was pointed at a folder where no run has stored anything."""
 
 
 class NodeStatus:
@@ -228,4 +233,4 @@ class StatusWriter:
 
     def flush(self) -> None:
         self._last = time.time()
-        self.store.write_json(STATUS_FILE, self.status.snapshot())
+        self.store.write_json(STATUS_FILE, scrub_data(self.status.snapshot()))

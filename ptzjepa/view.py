@@ -8,7 +8,8 @@ then cycle, time in the state and time running. Left: the camera's PTZ, frames, 
 on disk, locks, and the pan/tilt coverage map with the camera's cell marked. Right: one progress
 bar per stage of the cycle (frames, epochs with the batch in flight, dreams, moves), the loss
 curves and other metrics as sparklines, dreams made, and the recent rewards with their moves.
-Wide terminals get the map with square cells; narrow ones get the panels stacked.
+Wide terminals get the map with square cells; narrow ones get the panels stacked; the live view
+drops detail (the map first) until it fits the terminal's height, so rich never cuts it short.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from rich.live import Live
 from rich.measure import Measurement
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from ptzjepa.status import NodeStatus
+from ptzjepa.view_states import StatesRow
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 _SHADES = " ·░▒▓█"
@@ -151,62 +154,23 @@ class CoverageMap:
         yield text
 
 
-class _StatesRow:
-    """The machine's row on one line where it fits, else its other states on a line of their own."""
-
-    def __init__(self, snap: dict[str, Any]) -> None:
-        self.snap = snap
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        main, others = _states_row(self.snap)
-        if others.cell_len and main.cell_len + 5 + others.cell_len <= options.max_width:
-            yield Text.assemble(main, ("   │ ", "dim"), others)
-        else:
-            yield main
-            if others.cell_len:
-                yield Text.assemble(("also: ", "dim"), others)
-
-
-def _states_row(snap: dict[str, Any]) -> tuple[Text, Text]:
-    """The machine as a row: the states `done` leads through and where it loops back; then the
-    others (waiting, failing). The current state is lit in whichever it is."""
-    current = snap.get("state")
-    path = snap.get("path") or []
-    others = snap.get("side") or []
-    finals = set(snap.get("finals") or [])
-    if not path:  # a snapshot from before the machine event: the states as declared
-        path, others = snap.get("states") or [current or ""], []
-    text = Text()
-    for i, name in enumerate(path):
-        if i:
-            text.append(" → ", style="dim")
-        if name == current:
-            text.append(f" {name} ", style="bold black on green")
-        else:
-            text.append(name, style="dim" if name not in finals else "dim italic")
-    if snap.get("loop_to"):
-        text.append(" ↻ ", style="bold")
-        text.append(snap["loop_to"], style="dim italic")
-    side = Text()
-    for i, name in enumerate(others):
-        if i:
-            side.append(" · ", style="dim")
-        if name == current:
-            style = "bold white on red" if name in finals else "bold black on yellow"
-            side.append(f" {name} ", style=style)
-        else:
-            side.append(name, style="dim")
-    return text, side
-
-
 def _summary(snap: dict[str, Any]) -> Text:
+    run = snap.get("run") or {}  # only `cli.py status` knows whether the run is still alive
+    dead = run.get("alive") is False
     text = Text()
     text.append("cycle ", style="dim")
     text.append(str(snap.get("cycle", 0)), style="bold")
     text.append(" · ", style="dim")
     text.append(str(snap.get("state", "") or "—"), style="bold")
-    text.append(f" for {_duration(snap.get('state_seconds', 0))}")
-    if snap.get("run_seconds"):
+    if not dead:  # a dead run's time in its state stopped counting when it died
+        text.append(f" for {_duration(snap.get('state_seconds', 0))}")
+    if dead:
+        text.append(" · ", style="dim")
+        text.append("not running", style="bold red")
+        if isinstance(run.get("last_seen"), (int, float)):
+            text.append(f", last seen {_duration(max(0.0, time.time() - run['last_seen']))} ago "
+                        f"({_when(run['last_seen'])})")
+    elif snap.get("run_seconds"):
         text.append(" · ", style="dim")
         text.append(f"running {_duration(snap['run_seconds'])}")
     if snap.get("finished"):
@@ -215,14 +179,28 @@ def _summary(snap: dict[str, Any]) -> Text:
     return text
 
 
-def _facts(snap: dict[str, Any]) -> Table:
+def _when(stamp: float) -> str:
+    """A UTC time of day, with the date when it was not today."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(stamp))
+    clock = time.strftime("%H:%M:%S UTC", time.gmtime(stamp))
+    return clock if day == time.strftime("%Y-%m-%d", time.gmtime()) else f"{day} {clock}"
+
+
+def _facts(snap: dict[str, Any], brief: bool = False) -> Table:
+    """The node's facts; `brief` (a short terminal, no coverage panel) folds frames and disk into
+    one row and the coverage map into a count of the cells seen."""
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     ptz = snap.get("ptz")
     table.add_row("camera", f"pan {ptz[0]:.1f}° tilt {ptz[1]:.1f}° zoom {ptz[2]:.2f}×" if ptz else "—")
-    table.add_row("frames stored", str(snap.get("frames_stored", 0)))
-    table.add_row("disk", _bytes(int(snap.get("disk_bytes", 0))))
+    if brief:
+        cells = [count for row in snap.get("coverage") or [] for count in row]
+        table.add_row("frames stored", f"{snap.get('frames_stored', 0)} · disk {_bytes(int(snap.get('disk_bytes', 0)))}")
+        table.add_row("coverage", f"{sum(1 for c in cells if c)} of {len(cells)} pan/tilt cells seen")
+    else:
+        table.add_row("frames stored", str(snap.get("frames_stored", 0)))
+        table.add_row("disk", _bytes(int(snap.get("disk_bytes", 0))))
     models = sorted((snap.get("models") or {}).items())
     for i, (name, model) in enumerate(models):
         line = f"{name} v{model.get('version', '?')}"
@@ -262,20 +240,26 @@ def _bar(prog: dict[str, Any], current: bool) -> Table:
 _FIRST_METRICS = ("world_model.loss", "agent.loss", "dream.prediction_error")
 
 
-def _learning(snap: dict[str, Any]) -> Table:
+def _learning(snap: dict[str, Any], brevity: int = 0) -> Table:
+    """Progress, curves, dreams, rewards and warnings. Brevity 1 (a short terminal) keeps the main
+    curves, the newest warning and no spacing; 2 also keeps only the current stage's bar."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(ratio=1)
     order = {name: i for i, name in enumerate(snap.get("path") or snap.get("states") or [])}
     progress = sorted((snap.get("progress") or {}).items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    if brevity >= 2:
+        progress = [(stage, prog) for stage, prog in progress if stage == snap.get("state")]
     for stage, prog in progress:
         table.add_row(Text(stage, style="bold" if stage == snap.get("state") else "dim"),
                       _bar(prog, stage == snap.get("state")))
-    if progress:
+    if progress and not brevity:
         table.add_row("", "")
     series = snap.get("series") or {}
     last = snap.get("last_metrics") or {}
-    keys = [k for k in _FIRST_METRICS if k in series] + sorted(k for k in series if k not in _FIRST_METRICS)
+    keys = [k for k in _FIRST_METRICS if k in series]
+    if not brevity:
+        keys += sorted(k for k in series if k not in _FIRST_METRICS)
     for key in keys:
         values = series[key]
         value = last.get(key, values[-1] if values else 0.0)
@@ -293,12 +277,12 @@ def _learning(snap: dict[str, Any]) -> Table:
         recent = rewards[-20:]
         table.add_row("rewards", Spark(rewards, f"{_num(rewards[-1])} (mean {_num(sum(recent) / len(recent))})"))
         last_moves = snap.get("recent_rewards") or []
-        if last_moves:
+        if last_moves and not brevity:
             line = " · ".join(f"{action or '?'} {value:.3g}" for action, value in reversed(last_moves[-3:]))
             table.add_row("", Text(line, style="dim", overflow="ellipsis", no_wrap=True))
     if not progress and not keys and not rewards:
         table.add_row("", Text("nothing learned yet", style="dim"))
-    for warning in snap.get("warnings") or []:
+    for warning in (snap.get("warnings") or [])[-1 if brevity else 0:]:
         table.add_row("warning", Text(warning, style="yellow"))
     return table
 
@@ -327,13 +311,18 @@ class _Body:
     _WIDE_RIGHT = 56  # the learning panel's least comfortable width beside a full-size map
     _SIDE_BY_SIDE = 100
 
-    def __init__(self, snap: dict[str, Any]) -> None:
+    def __init__(self, snap: dict[str, Any], brevity: int = 0) -> None:
         self.snap = snap
+        self.brevity = brevity
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snap
-        facts = Panel(_facts(snap), title="node", title_align="left")
-        learning = Panel(_learning(snap), title="learning", title_align="left")
+        facts = Panel(_facts(snap, brief=self.brevity > 0), title="node", title_align="left")
+        learning = Panel(_learning(snap, self.brevity - 1 if self.brevity else 0), title="learning",
+                         title_align="left")
+        if self.brevity:  # a short terminal: no map (its cells are counted among the facts)
+            yield Group(facts, learning)
+            return
         coverage = _CoveragePanel(snap)
         full_map = CoverageMap(snap.get("coverage") or [[0]], None, None).width(2) + 4
         width = options.max_width
@@ -351,10 +340,42 @@ class _Body:
         yield body
 
 
-def render(snap: dict[str, Any]) -> RenderableType:
-    title = f"ptzjepa · {snap.get('machine', '')} · {snap.get('data', '')}"
-    top = Panel(Group(_StatesRow(snap), _summary(snap)), title=title, title_align="left")
-    return Group(top, _Body(snap))
+def render(snap: dict[str, Any], fit_height: bool = False) -> RenderableType:
+    """The whole picture; `fit_height` (the live view) drops detail until it fits the terminal's
+    height, so that rich never cuts it with an ellipsis."""
+    return _Screen(snap, fit_height)
+
+
+class _Screen:
+    """The view at the richest level of detail that fits the height available (when asked to fit):
+    full; without the coverage map; with the main curves only; with the current stage's bar only.
+    What is still too tall is cut at the bottom: the machine row and the state stay on top."""
+
+    _LEVELS = 4
+
+    def __init__(self, snap: dict[str, Any], fit_height: bool) -> None:
+        self.snap = snap
+        self.fit_height = fit_height
+
+    def _picture(self, brevity: int) -> RenderableType:
+        snap = self.snap
+        title = f"ptzjepa · {snap.get('machine', '')} · {snap.get('data', '')}"
+        top = Panel(Group(StatesRow(snap), _summary(snap)), title=title, title_align="left")
+        return Group(top, _Body(snap, brevity))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.fit_height:
+            yield self._picture(0)
+            return
+        height = options.height or options.size.height
+        free = options.update(height=None)
+        for brevity in range(self._LEVELS):
+            lines = console.render_lines(self._picture(brevity), free, pad=False)
+            if len(lines) <= height:
+                break
+        for line in lines[:height]:
+            yield from line
+            yield Segment.line()
 
 
 class LiveView:
@@ -363,7 +384,7 @@ class LiveView:
     def __init__(self, status: NodeStatus, console: Console, refresh_hz: float = 4.0) -> None:
         self.status = status
         self._live = Live(
-            get_renderable=lambda: render(self.status.snapshot()), console=console,
+            get_renderable=lambda: render(self.status.snapshot(), fit_height=True), console=console,
             refresh_per_second=refresh_hz, transient=False, redirect_stderr=False,
         )
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ptzjepa.camera.base import PTZ, CameraError, Frame, PTZLimits, utc_now
 from sim.dynamics import SceneDynamics
+from sim.field_of_view import on_sphere
 from sim.panorama import PanoramaRenderer, View
 from sim.scenes import make_scene
 from sim.settings import SimConfig
@@ -70,7 +71,8 @@ class SimCamera:
     @classmethod
     def from_config(cls, section: SimConfig, limits: PTZLimits) -> SimCamera:
         """The simulator the `sim:` settings describe, within the camera's limits."""
-        panorama = cls.load_panorama(section.panorama) if section.panorama else None
+        panorama = cls.load_panorama(section.panorama, section.panorama_hfov, section.panorama_vfov) \
+            if section.panorama else None
         return cls(
             width=section.width, height=section.height, hfov_deg=section.hfov_deg, limits=limits,
             seed=section.seed, panorama=panorama, scene_width=section.scene_width,
@@ -79,8 +81,9 @@ class SimCamera:
         )
 
     @staticmethod
-    def load_panorama(path: str | Path) -> np.ndarray:
-        """An equirectangular image file as RGB uint8, or a one-line error naming the file."""
+    def load_panorama(path: str | Path, hfov_deg: float = 0.0, vfov_deg: float = 0.0) -> np.ndarray:
+        """An equirectangular image file as RGB uint8, or a one-line error naming the file; one
+        covering less than the whole sphere (hfov/vfov, sim/field_of_view.py) is placed on it."""
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"panorama {p}: no such file")
@@ -89,7 +92,7 @@ class SimCamera:
             raise ValueError(f"panorama {p}: not a readable image (expected PNG, JPEG, ...)")
         if image.shape[0] < 2 or image.shape[1] < 4:
             raise ValueError(f"panorama {p}: too small ({image.shape[1]}x{image.shape[0]})")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return on_sphere(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), hfov_deg, vfov_deg)
 
     @property
     def limits(self) -> PTZLimits:

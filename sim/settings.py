@@ -14,6 +14,10 @@ class SimConfig:
     """The panorama simulator. Sim time advances by `seconds_per_step` per move, so the scene drifts."""
 
     panorama: str = ""
+    # The degrees of azimuth and elevation the panorama covers, about pan 0 and the horizon; 0: the
+    # whole sphere (360 x 180), or, with one given, the other from the image's aspect (square pixels).
+    panorama_hfov: float = attrs.field(default=0.0, validator=and_(ge(0), le(360)))
+    panorama_vfov: float = attrs.field(default=0.0, validator=and_(ge(0), le(180)))
     seed: int = 0
     width: int = attrs.field(default=640, validator=ge(8))
     height: int = attrs.field(default=360, validator=ge(8))

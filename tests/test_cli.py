@@ -59,7 +59,7 @@ def test_status_of_a_missing_folder_says_so_and_creates_nothing(tmp_path: Path):
     done = cli("status", "--data", str(missing))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"status: {missing}: no data folder there (no ptzjepa run has stored anything here)"]
+        f"error: --data {missing}: no data folder there (no ptzjepa run has stored anything here)"]
     assert not (tmp_path / "not").exists()
 
 
@@ -67,7 +67,8 @@ def test_status_of_an_empty_folder_and_of_a_node(tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
     done = cli("status", "--data", str(empty))
-    assert done.returncode == 2 and "no ptzjepa run has stored anything here" in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("error: --data ")
+    assert "no ptzjepa run has stored anything here" in done.stderr
     assert list(empty.iterdir()) == []
 
     node = tmp_path / "node"
@@ -77,3 +78,88 @@ def test_status_of_an_empty_folder_and_of_a_node(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert '"state": "dream"' in done.stdout and '"cycle": 3' in done.stdout
     assert sorted(p.relative_to(node) for p in node.rglob("*")) == before  # read only
+
+
+_HOLDER = """
+import sys, time
+from ptzjepa.runlock import RunLock
+from ptzjepa.status import STATUS_FILE
+from ptzjepa.store import Store
+
+store = Store(sys.argv[1])
+lock = RunLock(store)
+lock.acquire()
+store.write_json("state/config.json", {"locks": {"kind": sys.argv[2], "lease_s": 600.0}})
+store.write_json(STATUS_FILE, {"machine": "lifelong", "state": "train_world_model", "cycle": 0,
+                               "run_seconds": 24.0, "updated": time.time() - 30,
+                               "locks": {"world_models/wm-0": "held by vm (token 1)"}})
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _status(node: Path, capsys, as_json: bool = True):
+    """`cli.py status` in this process (its output is what the command prints)."""
+    import json
+
+    from ptzjepa import app
+
+    assert app.status(str(node), as_json) == 0
+    out = capsys.readouterr().out
+    return json.loads(out) if as_json else out
+
+
+def _status_of_a_run_then_killed(tmp_path: Path, capsys, lock_kind: str) -> tuple[dict, dict, str]:
+    import signal
+
+    node = tmp_path / "node"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(node), lock_kind], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        live = _status(node, capsys)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    dead = _status(node, capsys)
+    text = _status(node, capsys, as_json=False)
+    return live, dead, text
+
+
+def test_status_tells_a_live_run_from_a_killed_one(tmp_path: Path, capsys):
+    """The run lock says which: a SIGKILLed run's OS lock is gone, so `status` says it is not
+    running and when it was last seen, and shows the model leases it held as expired."""
+    live, dead, text = _status_of_a_run_then_killed(tmp_path, capsys, "local")
+    assert live["run"]["alive"] is True and live["locks"] == {"world_models/wm-0": "held by vm (token 1)"}
+    assert dead["run"]["alive"] is False and dead["run"]["last_seen"] == live["run"]["last_seen"]
+    assert dead["locks"]["world_models/wm-0"].startswith("expired: held by vm (token 1)")
+    assert "running 0:24" not in text
+    assert re.search(r"train_world_model · not running, last seen 0:\d\d ago \(([\d-]+ )?\d\d:\d\d:\d\d UTC\)",
+                     text), text
+    assert "expired: held by vm" in text
+
+
+def test_status_shows_a_dead_runs_redis_lease_as_stale_until_it_runs_out(tmp_path: Path, capsys):
+    _, dead, _ = _status_of_a_run_then_killed(tmp_path, capsys, "redis")
+    assert dead["run"]["alive"] is False
+    assert re.match(r"stale: held by vm \(token 1\), by a run that is not running; expires by \d{4}-",
+                    dead["locks"]["world_models/wm-0"])
+
+
+def test_every_readme_command_line_can_be_copied_as_written():
+    """Each `python cli.py ...` line of the README parses as it stands (no `a | b` alternatives,
+    no `[optional]` brackets)."""
+    import shlex
+
+    from cli import _parser
+
+    lines = [line.split("#")[0].strip() for line in (REPO / "README.md").read_text().splitlines()]
+    commands = [shlex.split(line)[2:] for line in lines if line.startswith("python cli.py ")]
+    assert len(commands) >= 5
+    for argv in commands:
+        if argv[0] == "legacy":
+            continue
+        try:
+            _parser().parse_args(argv)
+        except SystemExit:
+            raise AssertionError(f"README: python cli.py {' '.join(argv)} does not parse") from None

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 from ptzjepa.config_loading import ConfigError, apply_overrides, config_from_dict, load_config, load_profile_dict
@@ -107,8 +109,8 @@ def test_credentials_in_urls_are_refused_without_showing_them(data, message):
 
 
 def test_urls_without_credentials_and_an_existing_panorama_load(tmp_path):
-    pano = tmp_path / "pano.jpg"
-    pano.write_bytes(b"not checked at load: only that it exists")
+    pano = tmp_path / "pano.png"
+    cv2.imwrite(str(pano), np.zeros((8, 16, 3), np.uint8))
     cfg = config_from_dict({
         "camera": {"url": "http://10.0.0.5:8080/ptz", "username": "admin"},
         "locks": {"redis_url": "redis://10.0.0.9:6379/0"},
@@ -167,16 +169,16 @@ def test_cli_bad_value_is_one_line_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == ["error: profile tiny: capture.movements: expected greater than or equal to 0, got -1"]
+    assert lines == ["error: --set: capture.movements: expected greater than or equal to 0, got -1"]
 
 
 @pytest.mark.parametrize(
     "setting, message",
     [
-        (f"camera.url=http://op:{PW}@127.0.0.1:9", "profile tiny: camera.url: expected no user or password"),
-        ("world_model.image_size=60", "profile tiny: world_model.image_size: expected a multiple of"),
-        ("camera.limits.zoom_min=40", "profile tiny: camera.limits.zoom_max: expected greater than"),
-        ("sim.panorama=missing.jpg", "profile tiny: sim.panorama: expected an image file"),
+        (f"camera.url=http://op:{PW}@127.0.0.1:9", "--set: camera.url: expected no user or password"),
+        ("world_model.image_size=60", "--set: world_model.image_size: expected a multiple of"),
+        ("camera.limits.zoom_min=40", "--set: camera.limits.zoom_max: expected greater than"),
+        ("sim.panorama=missing.jpg", "--set: sim.panorama: expected an image file"),
     ],
 )
 def test_cli_refuses_bad_combinations_before_doing_anything(tmp_path, setting, message):

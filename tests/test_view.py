@@ -71,3 +71,49 @@ def test_status_command_prints_the_stored_snapshot(tmp_path):
     missing = subprocess.run([sys.executable, "cli.py", "status", "--data", str(tmp_path / "nothing")],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no ptzjepa run" in missing.stderr
+
+
+def _screen(snap, width=80, height=24):
+    console = Console(record=True, width=width, height=height, color_system=None)
+    console.print(render(snap, fit_height=True))
+    return console.export_text().rstrip("\n").splitlines()
+
+
+def test_live_view_fits_80_by_24_without_ellipsis_and_with_the_loop_on_the_row():
+    """An 80×24 terminal: nothing cut with '...', the loop mark never wraps onto a line of its own
+    (where it read like the current state), and the state is named once, lit, and in the summary."""
+    from tests.test_view_loop import _loop_status
+
+    events, status = _loop_status()
+    for state in ("train_world_model", "navigate"):
+        events.emit("state_entered", state=state, cycle=0)
+        for i in range(4):
+            events.emit("warning", message=f"frame {i} could not be read; skipped")
+        lines = _screen(status.snapshot())
+        assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+        assert not any("..." in line or "…" in line for line in lines), "\n".join(lines)
+        row = [line for line in lines if "capture →" in line]
+        assert len(row) == 1 and "↻" in row[0] and f" {state} " in row[0], "\n".join(lines)
+        bare = {"capture", "train_world_model", "dream", "train_agent", "navigate", "↻ train_world_model"}
+        assert not any(line.strip("│ ") in bare for line in lines)
+        assert any(f"cycle 0 · {state} for" in line for line in lines)
+        assert any("world_model.loss" in line for line in lines)
+
+
+def test_a_narrow_row_wraps_between_states_with_the_arrow_leading():
+    from tests.test_view_loop import _loop_status
+
+    _, status = _loop_status()
+    lines = _screen(status.snapshot(), width=50, height=60)
+    top = lines[1 : lines.index(next(line for line in lines if "cycle 0 ·" in line))]
+    assert len(top) >= 2 and all(line.strip("│ ").startswith("→") for line in top[1:] if "also:" not in line)
+    assert not any("..." in line for line in lines)
+
+
+def test_status_prints_the_full_picture_whatever_the_height():
+    from tests.test_view_loop import _loop_status
+
+    _, status = _loop_status()
+    console = Console(record=True, width=80, height=24, color_system=None)
+    console.print(render(status.snapshot()))
+    assert "coverage (tilt × pan)" in console.export_text()

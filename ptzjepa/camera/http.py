@@ -22,6 +22,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from ptzjepa.camera.base import CameraError
+from ptzjepa.logs import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class HttpClient:
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy or .netrc surprises between us and the camera
         self._auth: AuthBase | None = None
+        self._scrubber = Scrubber([self._password])
 
     def __repr__(self) -> str:
         return f"HttpClient(name={self.name!r}, url={self.base_url!r}, user={self.username!r})"
@@ -165,8 +167,9 @@ class HttpClient:
         time.sleep(delay)
 
     def scrub(self, text: str) -> str:
-        """Remove the password from any text about to leave the driver."""
-        return text.replace(self._password, "***") if self._password else text
+        """Remove the password, in every form the wire carries it (URL-encoded, base64 in a Basic
+        header, a whole echoed Authorization value), from any text about to leave the driver."""
+        return self._scrubber.text(text)
 
     def close(self) -> None:
         self._session.close()

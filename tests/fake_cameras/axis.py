@@ -35,6 +35,10 @@ class FakeAxis(FakeCameraServer):
         zoom = self.head.limits.zoom
         return zoom.lo + (steps - 1) * zoom.span / (STEPS - 1)
 
+    def refusal(self, authorization: str) -> Reply:
+        scheme, _, credentials = authorization.partition(" ")
+        return error(f"{credentials} not allowed (Authorization: {authorization})")
+
     def classify(self, request: Request) -> str:
         q = request.query
         if request.path == IMAGE_CGI:

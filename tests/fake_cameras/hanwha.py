@@ -23,6 +23,10 @@ def ng(code: int, details: str) -> Reply:
 class FakeHanwha(FakeCameraServer):
     realm = "Wisenet fake"
 
+    def refusal(self, authorization: str) -> Reply:
+        scheme, _, credentials = authorization.partition(" ")
+        return ng(604, f"{credentials} refused; Authorization: {authorization}")
+
     def classify(self, request: Request) -> str:
         if request.path == VIDEO_CGI:
             return "snapshot"

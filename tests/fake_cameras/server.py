@@ -34,6 +34,7 @@ class Faults:
     error_kinds: frozenset[str] | None = None  # only these kinds fail (None: all)
     snapshot: Literal["ok", "truncated", "not_jpeg"] = "ok"
     never_arrive: bool = False  # moves are accepted but the head stays where it is
+    echo_auth: bool = False  # injected failures are the brand's refusal, quoting the Authorization header
 
 
 @attrs.define
@@ -114,6 +115,13 @@ class FakeCameraServer(ABC):
     def needs_http_auth(self, request: Request) -> bool:
         return True
 
+    def refusal(self, authorization: str) -> Reply:
+        """A refused command whose body quotes the request's Authorization header, as careless
+        firmware does: the header raw, and its credentials alone."""
+        scheme, _, credentials = authorization.partition(" ")
+        return Reply(self.faults.error_status,
+                     f"refused: Authorization: {authorization}; credentials {credentials}\n".encode())
+
     # --- life cycle ----------------------------------------------------------------------------
 
     @property
@@ -169,6 +177,8 @@ class FakeCameraServer(ABC):
             inject = f.error_count != 0 and (f.error_kinds is None or kind in f.error_kinds)
             if inject and f.error_count > 0:
                 f.error_count -= 1
+        if inject and f.echo_auth:
+            return self.refusal(request.headers.get("authorization", ""))
         if inject:
             return Reply(f.error_status, f"{f.error_status} injected failure\n".encode())
         self.head.frozen = f.never_arrive
