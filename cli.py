@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="list the machines")
     draw = msub.add_parser("draw", help="print a machine as a Mermaid state diagram")
     draw.add_argument("name")
+
+    report = sub.add_parser("report", help="plots and a summary.md of a run, from its data folder")
+    report.add_argument("--data", required=True, help="the run's data folder or URL (read only)")
+    report.add_argument("--out", required=True, help="local folder for the PNGs and summary.md (made if missing)")
+    report.add_argument("--debug", action="store_true", help="verbose logs")
     return parser
 
 
@@ -70,6 +75,22 @@ def _machines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ptzjepa.logs import scrub, setup_logging
+    from ptzjepa.report import ReportError, make_report
+
+    if args.debug:
+        setup_logging(debug=True)
+    try:
+        made = make_report(args.data, args.out)
+    except ReportError as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"report: {len(made.made) - 1} plots and summary.md in {made.folder}"
+          + (f" ({len(made.skipped)} skipped, see summary.md)" if made.skipped else ""))
+    return 0
+
+
 class _Usage(ValueError):
     pass
 
@@ -88,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             from ptzjepa import legacy
 
             return legacy.run(args.options)
+        if args.command == "report":
+            return _report(args)
         if args.command == "status":
             from ptzjepa import app
 

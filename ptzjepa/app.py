@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -23,9 +24,12 @@ from ptzjepa.damage import Damaged, read_json_checked
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
 from ptzjepa.node import Node
 from ptzjepa.runlock import RunLock, run_holder
+from ptzjepa.shared_store import models_shared, open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
 from ptzjepa.store import Store, StoreError
 from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
+from ptzjepa import contributions
+from ptzjepa.contributions_view import contributions_table
 from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
@@ -34,7 +38,7 @@ log = logging.getLogger("ptzjepa.app")
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret the run may hold, so that logging can blank them out wherever they appear."""
-    return [s for s in (config.camera.password(), config.locks.password()) if s]
+    return [s for s in (config.camera.password(), config.locks.password(), config.storage.sftp_password()) if s]
 
 
 def run(config: Config, machine: str, cycles: int | None, view: bool, debug: bool) -> int:
@@ -45,13 +49,15 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
-        node = Node(config=config, store=store, events=Events())
+        shared = open_shared(config.storage, store)
+        node = Node(config=config, store=store, events=Events(), shared=shared)
         node.events.subscribe(log_subscriber)
-        # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
-        # models shared with other nodes (Redis leases) may hold live writers' files: there only this
-        # host's dead writers' and stale ones go.
-        shared = (WORLD_MODELS,) if config.locks.kind == "redis" else ()
-        swept = store.sweep_temp_files(older_than_s=0, shared=shared) + node.frames.sweep_orphans()
+        # With the run lock held, a temporary file in the node's own folders is a dead writer's: it
+        # goes at once. A shared store (storage.shared, set apart from storage.data) may hold other
+        # nodes' live writes: there only this host's dead writers' files and stale ones go.
+        swept = store.sweep_temp_files(older_than_s=0) + node.frames.sweep_orphans()
+        if models_shared(config.storage):
+            swept += shared.sweep_temp_files(shared=(WORLD_MODELS,))
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
@@ -104,7 +110,10 @@ def _show(snap: dict[str, Any], damage: list[str], as_json: bool) -> None:
     if as_json:
         print(json.dumps(snap, indent=1, sort_keys=True))
     else:
-        Console().print(render(snap))
+        console = Console()
+        console.print(render(snap))
+        if snap["shared"].get("models"):
+            console.print(contributions_table(snap["shared"]))
 
 
 def use_threads(threads: int) -> None:
@@ -171,6 +180,7 @@ def status(data: str, as_json: bool) -> int:
     from ptzjepa.frames import FrameStore
 
     facts.update(frames_stored=FrameStore(store).count(), disk_bytes=store.disk_usage(), data=shown)
+    facts["shared"] = _shared_summary(store, damage.append)
     try:
         full = {**(snap or {}), **facts}
         full["run"] = _liveness(store, full, machine)
@@ -182,6 +192,23 @@ def status(data: str, as_json: bool) -> int:
         facts["run"] = _liveness(store, facts, machine)
         _show(facts, damage, as_json)
     return 0
+
+
+def _shared_summary(store: Store, warn: Callable[[str], None]) -> dict[str, Any]:
+    """Contributions to the shared models, from the store named in the node's config snapshot
+    (its own store when no other is set); {"error": ...} when that store cannot be read. Damage
+    found there goes to `warn`; status only reads, so nothing is moved or rebuilt."""
+    from ptzjepa.checkpoints import Checkpoints
+    from ptzjepa.config_loading import config_from_dict
+
+    try:
+        saved = store.read_json(CONFIG_SNAPSHOT, default=None)
+        storage = config_from_dict(saved if isinstance(saved, dict) else {}, CONFIG_SNAPSHOT).storage
+        shared = open_shared(storage, store, create=False)
+        found = contributions.summary(Checkpoints(shared, WORLD_MODELS, warn=warn, repair=False), shared)
+    except Exception as exc:  # status reports what it can: the node's own facts still print
+        return {"error": f"shared store: {exc}"}
+    return {"url": redact_url(storage.shared_url()), **found}
 
 
 def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any]:

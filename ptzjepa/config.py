@@ -134,6 +134,26 @@ class StorageConfig:
     max_bytes: int = attrs.field(default=0, validator=ge(0))  # 0: no byte budget
     keep_checkpoints: int = attrs.field(default=2, validator=ge(1))
     jpeg_quality: int = attrs.field(default=90, validator=and_(ge(10), le(100)))
+    # The population of world models, shared with other nodes (any fsspec URL: a local or NFS
+    # folder, s3://bucket/prefix, sftp://user@host/path); '' keeps it in `data` (docs/distributed.md).
+    shared: str = ""
+    # An S3-compatible server (MinIO, Ceph, ...) for s3:// URLs; '' is AWS. Keys come from
+    # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the file named by AWS_SHARED_CREDENTIALS_FILE.
+    s3_endpoint: str = ""
+    # sftp://: the server's host key must be in this known_hosts file; the password is read from
+    # `sftp_password_env` or `sftp_password_file`, or a private key file is used.
+    sftp_known_hosts: str = "~/.ssh/known_hosts"
+    sftp_key_file: str = ""
+    sftp_password_env: str = "PTZJEPA_SFTP_PASSWORD"
+    sftp_password_file: str = ""
+
+    def shared_url(self) -> str:
+        """Where the shared world models live: `shared`, or the node's own folder."""
+        return self.shared or self.data
+
+    def sftp_password(self) -> str:
+        """The SFTP password, from the environment or the secrets file; '' if neither is set."""
+        return read_secret(self.sftp_password_env, self.sftp_password_file)
 
 
 # --- learning -------------------------------------------------------------------------------
@@ -174,6 +194,13 @@ class WorldModelConfig:
     patience: int = attrs.field(default=10, validator=ge(1))
     plateau_threshold: float = attrs.field(default=0.01, validator=ge(0))
     population: int = attrs.field(default=1, validator=ge(1))
+    # Which model of the population a node trains next: `rotate` (a per-cycle rotation offset by
+    # the node), `least_contributed` (the one this node has trained least), `random`.
+    choose: Literal["rotate", "least_contributed", "random"] = "rotate"
+    # Balancing: a node whose optimiser updates to a model exceed the mean of the other nodes'
+    # by more than `balance_margin` (a fraction) trains that model only up to that bound.
+    balance: bool = False
+    balance_margin: float = attrs.field(default=0.25, validator=ge(0))
     init_from: Literal["scratch", "best"] = "best"
     max_train_frames: int = attrs.field(default=0, validator=ge(0))  # 0: all stored frames
     num_workers: int = attrs.field(default=2, validator=ge(0))

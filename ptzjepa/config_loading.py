@@ -127,6 +127,10 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     return config
 
 
+# Stores whose create-only write fences shared commits (ptzjepa.store.Store.create_bytes)
+SHARED_SCHEMES = ("file", "local", "s3", "s3a", "sftp", "ssh", "memory")
+
+
 def first_problem(config: Config) -> str | None:
     """The first setting that is wrong only together with another one (or with the world), as
     `key: expected ..., got ...`; None when all is well. Checked at load so that the CLI stops
@@ -159,9 +163,18 @@ def _url_problems(config: Config) -> list[str]:
         found.append(f"locks.redis_url: expected no user or password in the URL (set the password in "
                      f"${locks.password_env} or locks.password_file), got {redact_url(locks.redis_url)}")
     # fsspec chains URLs with '::' (simplecache::s3://key:secret@bucket): check every link
-    if any("://" in link and _split(link).password is not None for link in config.storage.data.split("::")):
-        found.append("storage.data: expected no password in the URL (sftp:// takes an SSH key or agent, "
-                     f"s3:// the provider's environment variables), got {redact_url(config.storage.data)}")
+    for key, url in (("storage.data", config.storage.data), ("storage.shared", config.storage.shared)):
+        if any("://" in link and _split(link).password is not None for link in url.split("::")):
+            found.append(f"{key}: expected no password in the URL (sftp:// takes storage.sftp_password_env, "
+                         f"a key file or an agent, s3:// the AWS_* environment variables), got {redact_url(url)}")
+    shared = config.storage.shared
+    scheme = shared.split("::")[-1].split("://")[0] if "://" in shared else "file"
+    if scheme not in SHARED_SCHEMES:
+        found.append(f"storage.shared: expected a URL the shared models can be committed to with a create-only "
+                     f"write ({', '.join(s + '://' for s in SHARED_SCHEMES)} or a folder), got {redact_url(shared)}")
+    elif scheme not in ("file", "local", "memory") and config.locks.kind != "redis":
+        found.append(f"locks.kind: expected redis with storage.shared on {scheme}:// (a local lock does not "
+                     f"reach the other nodes sharing it), got {config.locks.kind}")
     return found
 
 

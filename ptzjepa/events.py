@@ -22,6 +22,9 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
 
+    commit_refused [model, token, reason]        the shared store refused a commit (fencing)
+    balance [stage, model, allowed_updates, status]   balancing bounds or skips this node's training
+
 The logs take stage starts and ends, lock events and the run's start and finish at INFO,
 warnings at WARNING, and the per-step and per-epoch kinds only at DEBUG (`--debug`).
 """
@@ -43,6 +46,7 @@ log = logging.getLogger("ptzjepa")
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
 # DEBUG, so that the default logs above the live view stay quiet.
 _INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning"}
+_INFO_KINDS |= {"commit_refused", "balance"}  # rare, and worth a line: the fence and balancing at work
 
 
 @attrs.frozen

@@ -88,23 +88,31 @@ def translate(argv: list[str]) -> LegacyRun:
         overrides.append("locks.kind=redis")
         if a.distributed_ip:
             overrides.append(f"locks.redis_url=redis://{a.distributed_ip}:6379/0")
+            overrides.append("storage.shared=" + shared_url(a.distributed_ip, a.distributed_username,
+                                                            a.distributed_host_directory))
         notes.append(distributed_note(a.distributed_ip, a.distributed_username, a.distributed_host_directory))
     return LegacyRun(profile=a.fname or "waggle", machine=machine, overrides=overrides, env=env,
                      debug=a.debug, notes=notes)
 
 
+DEFAULT_HOST_DIRECTORY = "/srv/ptzjepa"
+
+
+def shared_url(host: str, user: str, folder: str) -> str:
+    """The original mounted <user>@<host>:<folder> with a privileged SSHFS mount; here the same
+    folder is the shared store, reached over SFTP by the node itself (storage.shared)."""
+    folder = "/" + (folder or DEFAULT_HOST_DIRECTORY).strip("/")
+    return f"sftp://{user + '@' if user else ''}{host}{folder}"
+
+
 def distributed_note(host: str, user: str, folder: str) -> str:
     """How -dist works here. Each node keeps its own data folder (one run per folder, and frame ids
-    name no node), so --data must never be shared; only the world models are, and they are read
-    and written under <data>/world_models, which no setting moves. The original mounted the
-    server's folder there with SSHFS from -dist_ip/-dist_username/-dist_host_directory; this
-    program mounts nothing (the image runs unprivileged), so the note shows that mount instead."""
-    remote = f"{user or 'USER'}@{host or 'HOST'}:{folder or '/srv/ptzjepa/world_models'}"
+    name no node), so --data must never be shared; only the world models are, in storage.shared."""
+    where = (f"in {shared_url(host, user, folder)}/world_models (storage.shared, over SFTP: no mount; the "
+             "server's host key must be in ~/.ssh/known_hosts, the password in $PTZJEPA_SFTP_PASSWORD or a "
+             "key in storage.sftp_key_file)") if host else "in storage.shared (set it, e.g. sftp://user@host/path)"
     return ("-dist: world models are leased through Redis (locks.redis_url, password from "
-            "$PTZJEPA_REDIS_PASSWORD) and kept in <data>/world_models, which no setting moves: keep "
-            "each node's own --data (never a shared one) and mount the one shared world-model folder "
-            f"at <data>/world_models on every node, e.g. `sshfs {remote} /persistence/world_models` "
-            "(in Docker: mount it on the host and add -v <that folder>:/persistence/world_models)")
+            f"$PTZJEPA_REDIS_PASSWORD) and kept {where}; each node keeps its own --data (never a shared one)")
 
 
 def run(argv: list[str]) -> int:

@@ -1,9 +1,10 @@
 """Leases on shared models: which node may write a world model right now.
 
 A Lease renews itself on a background thread while held, carries a fencing token that grows with
-every grant of the resource, and is released on exit even on error. A writer checks
-`lease.still_valid()` right before it commits a shared file, so a node whose lease expired (a long
-pause, a lost network) never overwrites a model another node now holds.
+every grant of the resource, and is released on exit even on error. A writer checks `fenced(lease)`
+before it commits a shared file; the store then refuses the commit if a newer token has committed
+since (ptzjepa.checkpoints), so even a writer paused between its check and its write (a long GC,
+SIGSTOP) never overwrites a model another node now holds (docs/distributed.md).
 
 Two lockers: LocalLocker (one machine: OS file locks in the data folder, or in-process for memory
 stores) and RedisLocker (several nodes: SET NX PX in one command, so no lock is left without an
@@ -12,6 +13,7 @@ expiry; redis-py's Lock does the owner check on extend and release; INCR gives f
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -76,20 +78,37 @@ class Locker(Protocol):
         """Who holds the resource now (a node name), or None if it is free."""
         ...
 
+    def holder_info(self, resource: str) -> dict | None:
+        """Who holds the resource, since when (epoch seconds) and under which token; None if free."""
+        ...
+
 
 _POLL_S = 0.2
+HISTORY_LEN = 200
+
+
+def _parse_holder(text: str) -> dict:
+    """A holder record ({"node", "since", "token"}); a bare node name from an older writer."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if isinstance(record, dict) and "node" in record:
+        return {"node": str(record["node"]), "since": float(record.get("since", 0)),
+                "token": int(record.get("token", 0))}
+    return {"node": text.strip() or "another process", "since": 0.0, "token": 0}
 
 
 class LocalLocker:
     """One machine: OS file locks under the data folder (or in-process locks for memory://)."""
 
-    _memory: dict[str, str] = {}
+    _memory: dict[str, dict] = {}
+    _memory_tokens: dict[str, int] = {}
     _memory_guard = threading.Lock()
 
     def __init__(self, store: Store, node: str) -> None:
         self.store = store
         self.node = node
-        self._tokens = 0
 
     def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
         deadline = time.monotonic() + wait_s
@@ -100,19 +119,24 @@ class LocalLocker:
             time.sleep(_POLL_S)
 
     def holder(self, resource: str) -> str | None:
+        info = self.holder_info(resource)
+        return None if info is None else info["node"]
+
+    def holder_info(self, resource: str) -> dict | None:
         if self.store.is_local:
             path = self._path(resource)
             probe = self._try_flock(path)
             if probe is None:
                 try:
                     with open(path) as handle:
-                        return handle.read().strip() or "another process"
+                        return _parse_holder(handle.read())
                 except OSError:
-                    return "another process"
+                    return {"node": "another process", "since": 0.0, "token": 0}
             self._unflock(probe)
             return None
         with self._memory_guard:
-            return self._memory.get(self._key(resource))
+            held = self._memory.get(self._key(resource))
+            return None if held is None else dict(held)
 
     def _key(self, resource: str) -> str:
         return f"{self.store.url}#{resource}"
@@ -124,25 +148,44 @@ class LocalLocker:
         return os.path.join(folder, resource.replace("/", "_") + ".lock")
 
     def _try(self, resource: str) -> Lease | None:
-        self._tokens += 1
         if self.store.is_local:
-            fd = self._try_flock(self._path(resource))
+            path = self._path(resource)
+            fd = self._try_flock(path)
             if fd is None:
                 return None
+            token = self._next_token(path + ".fence")  # under the flock: one grant at a time
+            record = json.dumps({"node": self.node, "since": time.time(), "token": token})
             os.ftruncate(fd, 0)
-            os.pwrite(fd, self.node.encode(), 0)
-            return Lease(resource, self._tokens, lambda: True, lambda: self._unflock(fd), 3600)
+            os.pwrite(fd, record.encode(), 0)
+            return Lease(resource, token, lambda: True, lambda: self._unflock(fd), 3600)
         key = self._key(resource)
         with self._memory_guard:
             if key in self._memory:
                 return None
-            self._memory[key] = self.node
+            token = self._memory_tokens.get(key, 0) + 1
+            self._memory_tokens[key] = token
+            self._memory[key] = {"node": self.node, "since": time.time(), "token": token}
 
         def release() -> None:
             with self._memory_guard:
                 self._memory.pop(key, None)
 
-        return Lease(resource, self._tokens, lambda: True, release, 3600)
+        return Lease(resource, token, lambda: True, release, 3600)
+
+    @staticmethod
+    def _next_token(path: str) -> int:
+        """The resource's fencing token, one more than the last grant's, kept beside its lock file
+        so that it grows across processes and restarts (the store's fence compares them)."""
+        try:
+            with open(path) as handle:
+                last = int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            last = 0
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "w") as handle:
+            handle.write(str(last + 1))
+        os.replace(tmp, path)
+        return last + 1
 
     @staticmethod
     def _try_flock(path: str) -> int | None:
@@ -180,10 +223,29 @@ class RedisLocker:
         return f"{self.prefix}:lock:{resource}"
 
     def holder(self, resource: str) -> str | None:
+        info = self.holder_info(resource)
+        return None if info is None else info["node"]
+
+    def holder_info(self, resource: str) -> dict | None:
         value = self.client.get(f"{self.prefix}:holder:{resource}")
         if value is None or not self.client.exists(self._lock_name(resource)):
             return None
-        return value.decode()
+        return _parse_holder(value.decode())
+
+    def history(self, resource: str) -> list[dict]:
+        """The resource's recent grants and releases, oldest first (see `_record`)."""
+        raw = self.client.lrange(f"{self.prefix}:history:{resource}", 0, -1)
+        return [json.loads(item) for item in reversed(raw)]
+
+    def _record(self, resource: str, event: str, token: int) -> None:
+        """Append to the resource's lease history in Redis (the newest HISTORY_LEN entries): who
+        was granted or gave back which token when, for `status` and the contention tests."""
+        key = f"{self.prefix}:history:{resource}"
+        entry = json.dumps({"event": event, "node": self.node, "token": token, "t": time.time()})
+        pipe = self.client.pipeline()
+        pipe.lpush(key, entry)
+        pipe.ltrim(key, 0, HISTORY_LEN - 1)
+        pipe.execute()
 
     def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
         lock = self.client.lock(
@@ -193,17 +255,21 @@ class RedisLocker:
         if not lock.acquire(token=f"{self.node}:{uuid.uuid4().hex}"):
             return None
         token = int(self.client.incr(f"{self.prefix}:fence:{resource}"))
-        self.client.set(f"{self.prefix}:holder:{resource}", self.node, px=int(self.lease_s * 1000))
+        holder = json.dumps({"node": self.node, "since": time.time(), "token": token})
+        self.client.set(f"{self.prefix}:holder:{resource}", holder, px=int(self.lease_s * 1000))
+        self._record(resource, "acquired", token)
 
         def renew() -> bool:
             if not lock.owned():
                 return False
             lock.reacquire()
-            self.client.set(f"{self.prefix}:holder:{resource}", self.node, px=int(self.lease_s * 1000))
+            self.client.set(f"{self.prefix}:holder:{resource}", holder, px=int(self.lease_s * 1000))
             return True
 
         def release() -> None:
             if lock.owned():
+                # recorded while still held, so the history's spans never overlap the next grant's
+                self._record(resource, "released", token)
                 self.client.delete(f"{self.prefix}:holder:{resource}")
                 lock.release()
 

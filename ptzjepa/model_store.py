@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ptzjepa.camera.base import PTZLimits
+from ptzjepa import contributions, model_choice
 from ptzjepa.checkpoints import AGENTS, WORLD_MODELS, Checkpoints, CheckpointError
 from ptzjepa.config import CUDA_GRAPH_MODES, Config
 from ptzjepa.learning.actions import ActionTable, PoseLimits
@@ -52,11 +53,12 @@ def action_table(config: Config, limits: PTZLimits) -> ActionTable:
 
 
 def world_models(node: Node) -> Checkpoints:
-    return Checkpoints(node.store, WORLD_MODELS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
+    """The population's checkpoints, in the shared store (storage.shared)."""
+    return Checkpoints(node.shared, WORLD_MODELS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
 
 
 def population_names(config: Config) -> list[str]:
-    return [f"wm-{i}" for i in range(config.world_model.population)]
+    return model_choice.population_names(config.world_model.population)
 
 
 def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
@@ -64,7 +66,7 @@ def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
     store = world_models(node)
     best: tuple[float, str, dict[str, Any]] | None = None
     for name in store.names():
-        info = store.info(name) or {}
+        info = store.current(name) or {}
         if _number(info.get("epochs_trained"), 0) < 1:
             continue
         loss = _number(info.get("last_loss"), math.inf)
@@ -89,21 +91,10 @@ def load_world_model(node: Node, name: str, device: torch.device) -> tuple[World
 
 
 def lease_world_model(node: Node):
-    """A free model of the population and its lease, or None when others hold them all.
-
-    The rule: in cycle c a node tries wm-((hash(node name) + c) mod population) first, then the
-    ones after it, wrapping round. The node's offset spreads nodes sharing a population instead
-    of all queueing for wm-0; the cycle moves one node through every model over successive cycles
-    (a lone node trains them all, not one forever); and a run resumed in the same cycle goes back
-    to the model whose epochs it had saved."""
-    names = population_names(node.config)
-    start = (stable_hash(node.name) + node.cycle) % len(names)
-    locker = node.locker()
-    for name in names[start:] + names[:start]:
-        lease = locker.acquire(f"{WORLD_MODELS}/{name}")
-        if lease is not None:
-            return name, lease
-    return None
+    """A free model of the population and its lease (ptzjepa.model_choice: world_model.choose and
+    balancing decide the order), None when others hold them all, (YIELDED, None) when balancing
+    leaves this node nothing to train now."""
+    return model_choice.lease_world_model(node, world_models(node))
 
 
 def load_or_new_world_model(node: Node, name: str, mode: str, batches_per_epoch: int, device: torch.device):
@@ -171,23 +162,25 @@ def _accumulation(config: Config) -> int:
 
 
 def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldModelTrainer, session: Session,
-                     mode: str, frames: int, fence: int, base: dict[str, Any]) -> dict[str, Any]:
-    """Save one more epoch of `name`; returns the new version's metadata, the next save's base.
+                     mode: str, frames: int, fence: int, base: dict[str, Any], work: dict[str, float]) -> dict[str, Any]:
+    """Commit one more epoch of `name`; returns the new version's metadata, the next save's base.
+    FenceRefused when the store refuses the commit (a newer lease holder has committed).
 
     `base` is the metadata of the version the weights came from (what load returned, or the last
     save), not model_info.json's: after a fallback past a broken version, its epochs and
-    contributions were never part of these weights."""
-    contributions = dict(base.get("contributions") or {})
-    contributions[node.name] = int(contributions.get(node.name, 0)) + 1
+    contributions were never part of these weights. `work` is this epoch's share: updates,
+    frames (seen) and seconds."""
     meta = {
         "spec": model.spec.to_dict(), "session": session.to_dict(), "mode": mode,
         "epochs_trained": int(base.get("epochs_trained", 0)) + 1,
         "last_loss": session.losses[-1], "trained_by": node.name, "frames": frames,
-        "contributions": contributions, "fence": fence, "parent": base.get("parent"), "cycle": node.cycle,
+        "contributions": contributions.add(base.get("contributions"), node.name, updates=int(work["updates"]),
+                                           frames=int(work["frames"]), epochs=1, seconds=work["seconds"]),
+        "parent": base.get("parent"), "cycle": node.cycle,
     }
     state = {"model": model.state_dict(), "trainer": trainer.state_dict()}
-    version = world_models(node).save(name, state, meta, base_version=base.get("version"))
-    return {**meta, "version": version}
+    version = world_models(node).save(name, state, meta, base_version=base.get("version"), fence=fence)
+    return {**meta, "version": version, "fence": fence}
 
 
 # --- agents -------------------------------------------------------------------------------

@@ -38,12 +38,16 @@ class Node:
     stop: threading.Event = attrs.field(factory=threading.Event)
     cycle: int = 0
     name: str = ""
+    # The world-model population (storage.shared); the node's own store unless set apart.
+    shared: Store | None = None
     _camera: PTZCamera | None = None
     _locker: Locker | None = None
     frames: FrameStore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.name = self.name or self.config.run.node or socket.gethostname()
+        if self.shared is None:
+            self.shared = self.store
         self.frames = FrameStore(self.store, jpeg_quality=self.config.storage.jpeg_quality)
 
     @property
@@ -65,7 +69,7 @@ class Node:
             if locks.kind == "redis":
                 self._locker = RedisLocker(locks.redis_url, self.name, locks.lease_s, locks.password())
             else:
-                self._locker = LocalLocker(self.store, self.name)
+                self._locker = LocalLocker(self.shared, self.name)
         return self._locker
 
     def use_camera(self, camera: PTZCamera) -> None:

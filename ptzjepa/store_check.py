@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptzjepa.checkpoints import Checkpoints
+from ptzjepa.checkpoints import AGENTS, WORLD_MODELS, Checkpoints
 from ptzjepa.damage import (
     Damaged, Warn, check_torch_structure, is_damaged_name, move_aside, read_json_checked, require,
 )
@@ -21,7 +21,7 @@ from ptzjepa.status import STATUS_FILE, NodeStatus
 from ptzjepa.store import Store
 
 CONFIG_SNAPSHOT = "state/config.json"
-MODEL_KINDS = ("world_models", "agents")
+MODEL_KINDS = (WORLD_MODELS, AGENTS)
 
 
 def check_at_start(node: Node) -> None:
@@ -30,7 +30,8 @@ def check_at_start(node: Node) -> None:
     node.check_progress_files()
     _check_config_snapshot(node)
     for kind in MODEL_KINDS:
-        _check_models(node, Checkpoints(node.store, kind, keep=node.config.storage.keep_checkpoints, warn=node.warn))
+        store = node.shared if kind == WORLD_MODELS else node.store  # world models: storage.shared
+        _check_models(node, Checkpoints(store, kind, keep=node.config.storage.keep_checkpoints, warn=node.warn))
     _check_dream_sets(node)
 
 
@@ -65,13 +66,14 @@ def _check_models(node: Node, checkpoints: Checkpoints) -> None:
     for name in checkpoints.names():
         info = checkpoints.info(name)  # rebuilds a missing or damaged model_info.json
         folder = f"{checkpoints.kind}/{name}"
-        for file in node.store.list(folder, ".pt"):
+        store = checkpoints.store
+        for file in store.list(folder, ".pt"):
             try:
-                check_torch_structure(node.store, f"{folder}/{file}")
+                check_torch_structure(store, f"{folder}/{file}")
             except Damaged as exc:
                 current = info is not None and info.get("file") == file
                 instead = "loading falls back to the version before" if current else "the versions before and after are kept"
-                move_aside(node.store, f"{folder}/{file}", str(exc), instead, node.warn)
+                move_aside(store, f"{folder}/{file}", str(exc), instead, node.warn)
                 checkpoints.forget_version(name, file)
 
 

@@ -87,7 +87,8 @@ def test_cli_capture_then_sigkill_and_resume(tmp_path):
 
 def test_second_run_on_same_data_refuses(tmp_path):
     data = tmp_path / "run"
-    slow = ["--set", "sim.move_latency_s=0.2", "--set", "capture.iterations=4"]
+    # long enough that a slow start of the second run on a busy machine still finds it running
+    slow = ["--set", "sim.move_latency_s=0.2", "--set", "capture.iterations=500"]
     first = subprocess.Popen(
         [sys.executable, "cli.py", "run", "--sim", "--profile", "tiny", "--machine", "capture",
          "--data", str(data), "--no-view", *slow], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -24,17 +24,20 @@ from tests.conftest import REPO
 # Top to bottom. A pattern names a module or, with `*`, a family of modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("cli", ["cli"]),
+    ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
+             "ptzjepa.contributions_view",
              # evaluation code (issue 11): runs nodes on the simulator and measures them
              "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine", "ptzjepa.store_check"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
-    ("model_store", ["ptzjepa.model_store"]),
-    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data"]),
+    ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
+    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store"]),
     ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
-               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.damage", "sim", "sim.*"]),
+               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.damage", "ptzjepa.contributions",
+               "sim", "sim.*"]),
     ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
 ]
 

@@ -41,13 +41,15 @@ def test_every_brand_keeps_the_same_modulation():
         assert (mod.pan, mod.tilt, mod.zoom) == (2.0, 2.0, 1.0), brand
 
 
-def test_dist_note_keeps_data_per_node_and_shows_the_world_model_mount():
+def test_dist_maps_onto_the_shared_store_and_keeps_data_per_node():
     """-dist must not suggest a shared --data (one run per data folder; frame ids name no node):
-    the world models alone are shared, as <data>/world_models, mounted from the original's
-    -dist_ip/-dist_username/-dist_host_directory."""
+    the world models alone are shared, in storage.shared over SFTP, from the original's
+    -dist_ip/-dist_username/-dist_host_directory (no mount)."""
     run = translate("-dist -dist_ip 10.0.0.9 -dist_username ptz -dist_host_directory /srv/wm".split())
+    config = load_config(run.profile, run.overrides)
+    assert config.storage.shared == "sftp://ptz@10.0.0.9/srv/wm"
+    assert config.storage.data != config.storage.shared
     note = next(n for n in run.notes if n.startswith("-dist"))
-    assert "sftp://" not in note and "s3://" not in note and "point --data" not in note
-    assert "locks.redis_url" in note and "<data>/world_models" in note
-    assert "sshfs ptz@10.0.0.9:/srv/wm /persistence/world_models" in note
-    assert "own --data" in note
+    assert "point --data" not in note and "sshfs" not in note
+    assert "locks.redis_url" in note and "sftp://ptz@10.0.0.9/srv/wm/world_models" in note
+    assert "known_hosts" in note and "own --data" in note

@@ -76,7 +76,7 @@ def test_a_lone_node_trains_every_model_of_the_population_in_turn():
         assert store.info(order[cycle % 2])["cycle"] == cycle, f"cycle {cycle} trained another model"
     assert sorted(store.names()) == ["wm-0", "wm-1"]
     assert store.info(order[0])["epochs_trained"] == 2 and store.info(order[1])["epochs_trained"] == 1
-    assert store.info(order[0])["contributions"] == {node.name: 2}
+    assert store.info(order[0])["contributions"][node.name]["epochs"] == 2
 
 
 def _killed_after_first_save(monkeypatch, node, save: str, stage) -> None:

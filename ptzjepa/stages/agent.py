@@ -4,11 +4,14 @@ The agent is the node's own (agents are not shared). Its replay memory is filled
 of every dream (states as the dreams stored them, pooled); an epoch is one pass worth of batches;
 training stops at `epochs` or when the epoch loss plateaus. Each epoch ends with an atomic
 checkpoint holding the online and target networks, the optimiser and the session, so a killed run
-resumes at the last finished epoch.
+resumes at the last finished epoch. Per-step losses go, per epoch, to
+`metrics/agent/<agent>/c<cycle>-e<epoch>.jsonl` (the checkpoint keeps only the current cycle's),
+so that `cli.py report` can draw every cycle's.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import torch
@@ -55,7 +58,13 @@ def train_agent(node: Node) -> str:
             losses.append(trainer.step(replay.sample(cfg.batch_size, generator), lr=schedule(session.steps)))
             session.steps += 1
         loss = sum(losses) / len(losses)
+        first_step = session.steps - len(losses)
         session.end_epoch(loss, cfg.plateau_threshold)
+        node.store.write_text(
+            f"metrics/agent/{name}/c{node.cycle:05d}-e{session.epochs_done:04d}.jsonl",
+            "".join(json.dumps({"step": first_step + i, "epoch": session.epochs_done - 1, "loss": value}) + "\n"
+                    for i, value in enumerate(losses)),
+        )
         node.events.emit("metric", stage="agent", name="loss", value=loss, step=session.epochs_done)
         node.events.emit("metric", stage="agent", name="transitions_per_s",
                          value=steps_per_epoch * cfg.batch_size / max(time.monotonic() - began, 1e-9),

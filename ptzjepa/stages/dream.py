@@ -14,7 +14,7 @@ import io
 import numpy as np
 import torch
 
-from ptzjepa import model_store
+from ptzjepa import contributions, model_store
 from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.damage import Damaged, is_damaged_name, is_int, load_reason, move_aside, read_json_checked, require
 from ptzjepa.data import pose_of, to_tensor
@@ -83,6 +83,7 @@ def dream(node: Node) -> str:
         "chunks": len(chunks), "state_pool": cfg.state_pool, "actions": list(table.names),
     })
     node.events.emit("progress", stage=STAGE, done=cfg.number_of_dreams, total=cfg.number_of_dreams, unit="dreams")
+    contributions.count_dreams(node.shared, node.name, name, cfg.number_of_dreams, node.warn)
     _prune(node, keep=cfg.keep_sets)
     return "done"
 

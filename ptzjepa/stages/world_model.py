@@ -14,6 +14,7 @@ import json
 import time
 
 from ptzjepa import model_store
+from ptzjepa.checkpoints import FenceRefused
 from ptzjepa.data import FrameDataset, frame_loader
 from ptzjepa.locks import fenced
 from ptzjepa.node import Node
@@ -45,6 +46,9 @@ def _train(node: Node, mode: str, stage: str) -> str:
     if leased is None:
         return "locked"
     name, lease = leased
+    if lease is None:  # balancing: this node is ahead on every model it could lease now
+        node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
+        return "done"
     resource = f"{model_store.WORLD_MODELS}/{name}"
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
@@ -66,9 +70,17 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     session = Session.from_meta(meta, node.cycle, node.name, stage)
     if session.epochs_done == 0:
         trainer.updates = 0  # a new session: the schedules start over, as each original run did
+    allowed = model_store.model_choice.allowance(node, model_store.world_models(node), name)
+    if allowed is not None:
+        node.events.emit("balance", stage=stage, model=name, allowed_updates=allowed,
+                         status=f"{name}: at most {allowed} more updates from this node (balancing)")
+    stage_updates = 0
     while session.epochs_done < cfg.epochs and not session.plateaued(cfg.patience):
         if node.stop.is_set():
             return "stopped"
+        if allowed is not None and stage_updates >= allowed:
+            break
+        updates_before = trainer.updates
         node.events.emit("progress", stage=stage, done=session.epochs_done, total=cfg.epochs, unit="epochs",
                          batch=0, batches=batches_per_epoch)
         began = time.monotonic()
@@ -105,8 +117,15 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
         if not fenced(lease):
             node.events.emit("warning", message=f"lost the lease on world model {name}; its epoch is dropped")
             return "locked"
-        meta = model_store.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
-                                       fence=lease.token, base=meta or {})
+        work = {"updates": trainer.updates - updates_before, "frames": images_seen, "seconds": elapsed}
+        stage_updates += int(work["updates"])
+        try:
+            meta = model_store.save_world_model(node, name, model, trainer, session, mode, frames=len(records),
+                                                fence=lease.token, base=meta or {}, work=work)
+        except FenceRefused as exc:
+            node.events.emit("warning", message=f"commit refused by the store: {exc}; its epoch is dropped")
+            node.events.emit("commit_refused", model=name, token=lease.token, reason=str(exc))
+            return "locked"
         node.events.emit("model_saved", kind="world_models", name=name, version=meta["version"],
                          path=f"world_models/{name}", loss=loss)
     return "done"

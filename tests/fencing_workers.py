@@ -1,0 +1,89 @@
+"""Node-like processes for the fencing tests: they lease shared models through a real Redis and
+commit checkpoints to a real shared store, as the world-model stage does, minus the training."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from ptzjepa.checkpoints import Checkpoints, FenceRefused
+from ptzjepa.locks import RedisLocker, fenced
+from ptzjepa.store import Store
+
+KIND = "world_models"
+
+
+def shared_store(url: str, endpoint: str = "") -> Store:
+    """The shared store; for S3, the test server's endpoint and its (any) keys, passed here as the
+    fork server's environment predates the S3 fixture's."""
+    if not endpoint:
+        return Store(url)
+    return Store(url, client_kwargs={"endpoint_url": endpoint}, key="test-key", secret="test-secret")
+
+
+def contend(redis_url: str, shared_url: str, node: str, names: list[str], seconds: float, out: str) -> None:
+    """Lease whichever model is free, commit two versions under the lease, release; repeat."""
+    locker = RedisLocker(redis_url, node, lease_s=5.0)
+    ckpts = Checkpoints(shared_store(shared_url), KIND, keep=1000)
+    rng = random.Random(node)
+    commits, refused = [], 0
+    until = time.time() + seconds
+    while time.time() < until:
+        for name in rng.sample(names, len(names)):
+            lease = locker.acquire(f"{KIND}/{name}")
+            if lease is None:
+                continue
+            try:
+                for _ in range(2):
+                    time.sleep(rng.uniform(0.0, 0.03))
+                    if not fenced(lease):
+                        break
+                    try:
+                        version = ckpts.save(name, {"w": torch.tensor([float(lease.token)])}, {"node": node},
+                                             fence=lease.token)
+                    except FenceRefused:
+                        refused += 1
+                        break
+                    commits.append({"model": name, "version": version, "token": lease.token, "t": time.time()})
+            finally:
+                lease.release()
+        time.sleep(rng.uniform(0.0, 0.02))
+    Path(out).write_text(json.dumps({"node": node, "commits": commits, "refused": refused}))
+
+
+def paused_holder(redis_url: str, shared_url: str, endpoint: str, ready: str, out: str) -> None:
+    """Commit once, pass its own fence check for the next commit, then stop (SIGSTOP) right
+    there; whatever happens while it is stopped, it commits when it is continued."""
+    ckpts = Checkpoints(shared_store(shared_url, endpoint), KIND)  # the slow part first, before the lease
+    locker = RedisLocker(redis_url, "paused", lease_s=1.0)
+    lease = locker.acquire(f"{KIND}/wm-0")
+    assert lease is not None
+    ckpts.save("wm-0", {"w": torch.full((4,), -1.0)}, {"node": "paused"}, fence=lease.token)
+    assert fenced(lease)
+    Path(ready).write_text(str(lease.token))
+    os.kill(os.getpid(), signal.SIGSTOP)
+    try:
+        version = ckpts.save("wm-0", {"w": torch.full((4,), -2.0)}, {"node": "paused"}, fence=lease.token)
+        outcome = f"committed version {version}"
+    except FenceRefused as exc:
+        outcome = f"refused: {exc}"
+    lease.release()
+    Path(out).write_text(outcome)
+
+
+def doomed_holder(redis_url: str, shared_url: str, ready: str, lease_s: float) -> None:
+    """Hold wm-0 and commit big versions back to back until killed."""
+    locker = RedisLocker(redis_url, "doomed", lease_s=lease_s)
+    lease = locker.acquire(f"{KIND}/wm-0")
+    assert lease is not None
+    ckpts = Checkpoints(shared_store(shared_url), KIND, keep=2)
+    weights = {"w": torch.randn(1_000_000)}  # 4 MB a version: a write is under way most of the time
+    Path(ready).write_text(str(lease.token))
+    while True:
+        ckpts.save("wm-0", weights, {"node": "doomed"}, fence=lease.token)
