@@ -24,9 +24,34 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-view", action="store_true", help="plain logs instead of the live view")
     run.add_argument("--debug", action="store_true", help="verbose logs")
 
+    swarm = sub.add_parser("swarm", help="run N simulated nodes on this machine, sharing models through one Redis")
+    swarm.add_argument("--sim", action="store_true", required=True, help="simulated cameras (the only kind a swarm runs)")
+    swarm.add_argument("--nodes", type=int, required=True, help="how many nodes")
+    swarm.add_argument("--profile", default="sim", help="settings profile for every node (default: sim)")
+    swarm.add_argument("--cycles", type=int, required=True, help="cycles each node completes (resumes count on)")
+    swarm.add_argument("--data", required=True, help="the swarm's folder: node-<i>/, shared/, redis/, logs/")
+    swarm.add_argument("--machine", default="lifelong", help="machine every node runs (default: lifelong)")
+    swarm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every node")
+    swarm.add_argument("--node-set", action="append", default=[], metavar="I:KEY=VALUE",
+                       help="a setting for node I only, e.g. 0:capture.iterations=20")
+    swarm.add_argument("--redis", default="", metavar="URL",
+                       help="a running Redis (default: start redis-server on a free loopback port)")
+    swarm.add_argument("--no-view", action="store_true", help="a line per node as it ends instead of the live view")
+
     status = sub.add_parser("status", help="print a node's state, cycle, models and metrics once")
     status.add_argument("--data", required=True, help="the node's data folder or URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    exp = sub.add_parser("experiment", help="run every navigation policy K times on the simulator and compare them")
+    exp.add_argument("--sim", action="store_true", help="required: only the simulator can measure everything")
+    exp.add_argument("--profile", default="sim", help="settings profile for every run (default: sim)")
+    exp.add_argument("--policies", default="curiosity,random,sweep", help="comma-separated navigate.policy values (default: all three)")
+    exp.add_argument("--seeds", type=int, default=3, help="runs per policy, seeds 0..K-1 (default: 3)")
+    exp.add_argument("--cycles", type=int, default=2, help="lifelong cycles per run (default: 2)")
+    exp.add_argument("--out", required=True, help="local folder: one data folder per run, experiment.json, plots")
+    exp.add_argument("--jobs", type=int, help="runs at once (default: up to 4 on a GPU, one per two CPU cores)")
+    exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every run")
+    exp.add_argument("--json", action="store_true", help="print experiment.json instead of the table")
 
     legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
                             add_help=False, prefix_chars="\x00")
@@ -64,6 +89,32 @@ def _run(args: argparse.Namespace) -> int:
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from ptzjepa import experiment
+
+    if not args.sim:
+        raise _Usage("experiment: needs --sim (held-out error and choice quality need the simulator)")
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    return experiment.run(args.profile, policies, args.seeds, args.cycles, args.out, list(args.set),
+                          args.jobs, args.json)
+
+
+def _swarm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ptzjepa import app
+    from ptzjepa.swarm import SwarmPlan, parse_node_sets
+
+    if args.nodes < 1:
+        raise _Usage("--nodes: expected a whole number >= 1")
+    if args.cycles < 1:
+        raise _Usage("--cycles: expected a whole number >= 1")
+    plan = SwarmPlan(nodes=args.nodes, profile=args.profile, cycles=args.cycles, data=Path(args.data),
+                     node_sets=parse_node_sets(args.node_set, args.nodes), sets=list(args.set),
+                     redis_url=args.redis, machine=args.machine)
+    return app.swarm(plan, view=not args.no_view and sys.stdout.isatty())
+
+
 def _machines(args: argparse.Namespace) -> int:
     from ptzjepa.machine import list_machines, load_machine, mermaid
 
@@ -98,13 +149,20 @@ class _Usage(ValueError):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ptzjepa.errors import ConfigError
+    from ptzjepa.experiment import ExperimentUsage
     from ptzjepa.machine import MachineError
+    from ptzjepa.redis_server import RedisServerError
     from ptzjepa.runlock import RunLockedError
     from ptzjepa.status import NothingStoredError
+    from ptzjepa.swarm import SwarmError
 
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "experiment":
+            return _experiment(args)
+        if args.command == "swarm":
+            return _swarm(args)
         if args.command == "legacy":
             from ptzjepa import legacy
 
@@ -116,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return app.status(args.data, args.json)
         return _machines(args)
-    except (ConfigError, MachineError, RunLockedError, NothingStoredError, _Usage) as exc:
+    except (ConfigError, MachineError, RunLockedError, NothingStoredError, SwarmError, RedisServerError,
+            ExperimentUsage, _Usage) as exc:
         from ptzjepa.logs import scrub
 
         print(f"error: {scrub(str(exc))}", file=sys.stderr)

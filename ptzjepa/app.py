@@ -23,11 +23,13 @@ from ptzjepa.logs import redact_url, setup_logging
 from ptzjepa.damage import Damaged, read_json_checked
 from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
 from ptzjepa.node import Node
+from ptzjepa.preflight import check_services
 from ptzjepa.runlock import RunLock, run_holder
 from ptzjepa.shared_store import models_shared, open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
 from ptzjepa.store import Store, StoreError
 from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
+from ptzjepa.swarm import SwarmPlan
 from ptzjepa import contributions
 from ptzjepa.contributions_view import contributions_table
 from ptzjepa.view import LiveView, render
@@ -46,6 +48,7 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     spec = load_machine(machine)
     console = Console(stderr=False) if view else None
     setup_logging(debug, secrets_of(config), console=console)
+    check_services(config)
     use_threads(config.run.threads)
     store = Store(config.storage.data)
     with RunLock(store):
@@ -156,6 +159,24 @@ def _install_stop_handlers(stop: threading.Event):
         signal.signal(signal.SIGTERM, old_term)
 
     return restore
+
+
+def swarm(plan: SwarmPlan, view: bool) -> int:
+    """Run a swarm of simulated nodes to the end, or until Ctrl-C; returns the exit code."""
+    from ptzjepa.swarm import Swarm, install_stop_handlers
+    from ptzjepa.swarm_view import SwarmView
+
+    setup_logging(False)
+    console = Console() if view else Console(width=160)
+    with SwarmView(console, live=view) as drawn:
+        runner = Swarm(plan, on_tick=drawn)
+        restore = install_stop_handlers(runner)
+        try:
+            code = runner.run()
+        finally:
+            restore()
+    drawn.final(runner)
+    return code
 
 
 def status(data: str, as_json: bool) -> int:

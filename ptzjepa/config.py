@@ -119,7 +119,25 @@ class NavigateConfig:
     # Probability of sampling from softmax(Q) instead of taking the argmax (the original: 0.2).
     exploration: float = attrs.field(default=0.2, validator=and_(ge(0), le(1)))
     modulation: Modulation = Modulation()
+    # Who picks the moves after each round's random start: the agent (curiosity), a uniform draw
+    # (random) or a boustrophedon raster of the largest moves (sweep); docs/experiments.md.
+    policy: Literal["curiosity", "random", "sweep"] = "curiosity"
+    sweep_row: int = attrs.field(default=4, validator=ge(1))  # pan moves per raster row
     seed: int = 0
+
+
+@attrs.frozen
+class MetricsConfig:
+    """What a run measures about itself (docs/experiments.md): coverage cells, the held-out set
+    rendered by the simulator after every cycle, and how often navigation grades its choice."""
+
+    cell_pan_deg: float = attrs.field(default=30.0, validator=gt(0))
+    cell_tilt_deg: float = attrs.field(default=15.0, validator=gt(0))
+    cell_zoom_octaves: float = attrs.field(default=1.0, validator=gt(0))  # 1: zoom cells 1-2x, 2-4x, ...
+    heldout_cases: int = attrs.field(default=32, validator=ge(0))  # 0: no held-out error
+    heldout_rollout: int = attrs.field(default=3, validator=ge(1))  # moves of the k-step cases
+    heldout_seed: int = 0
+    choice_every: int = attrs.field(default=5, validator=ge(0))  # grade every k-th agent move; 0: never
 
 
 @attrs.frozen
@@ -235,6 +253,7 @@ class DreamConfig:
 class AgentConfig:
     net: TransformerSize = TransformerSize(width=192, depth=4, heads=3)
     reward: Literal["prediction_error", "reward_head", "delta_reward"] = "prediction_error"
+    reward_norm: Literal["none", "standard"] = "standard"  # z-scores per dream set (docs/experiments.md)
     epochs: int = attrs.field(default=100, validator=ge(1))
     batch_size: int = attrs.field(default=64, validator=ge(1))
     lr: float = attrs.field(default=1e-4, validator=gt(0))
@@ -296,3 +315,4 @@ class Config:
     locks: LocksConfig = LocksConfig()
     run: RunConfig = RunConfig()
     waggle: WaggleConfig = WaggleConfig()
+    metrics: MetricsConfig = MetricsConfig()

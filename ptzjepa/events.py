@@ -18,7 +18,8 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     reward [value, action]                       the real reward of a navigate move
     dreams_stored [set, chunk, dreams, done, total]
     model_saved [kind, name, version, path, loss]   after every epoch of a training stage
-    lock [resource, status]
+    lock [resource, status]                      resource "lock service" when Redis is out of reach
+    lease [resource, token, acquire_s]           a world model leased; acquire_s: choosing it and the locker's calls
     disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
 
@@ -45,7 +46,7 @@ log = logging.getLogger("ptzjepa")
 
 # Kinds logged at INFO: one or two per stage. Per-step and per-epoch kinds (model_saved too) go to
 # DEBUG, so that the default logs above the live view stay quiet.
-_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "warning"}
+_INFO_KINDS = {"run_started", "run_finished", "state_entered", "state_left", "lock", "lease", "warning"}
 _INFO_KINDS |= {"commit_refused", "balance"}  # rare, and worth a line: the fence and balancing at work
 
 

@@ -9,6 +9,10 @@ SIGSTOP) never overwrites a model another node now holds (docs/distributed.md).
 Two lockers: LocalLocker (one machine: OS file locks in the data folder, or in-process for memory
 stores) and RedisLocker (several nodes: SET NX PX in one command, so no lock is left without an
 expiry; redis-py's Lock does the owner check on extend and release; INCR gives fencing tokens).
+
+Redis out of reach is not an error of the run: RedisLocker raises LockerUnavailable, which the
+stages treat as "no model free now" (the node waits in waiting_for_lock and retries), and a lease
+whose renewal could not reach Redis counts as lost, so its commit is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from typing import Protocol
 from ptzjepa.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class LockerUnavailable(RuntimeError):
+    """The lock service cannot be reached now; the message says where and why."""
+
+
+class LockerRefused(RuntimeError):
+    """The lock service answered but refused us (a wrong password): retrying will not help."""
 
 
 class Lease:
@@ -42,12 +54,16 @@ class Lease:
     def _beat(self, period_s: float) -> None:
         while not self._stop.wait(period_s):
             try:
-                if not self._renew():
-                    log.warning("event=lock_lost resource=%s token=%d", self.resource, self.token)
-                    self.lost.set()
-                    return
-            except Exception as exc:  # a transient error: the next beat tries again, expiry decides
-                log.debug("lease renewal for %s failed: %s", self.resource, exc)
+                renewed = self._renew()
+            except Exception as exc:  # another node may take it once it expires: count it as lost now
+                log.warning("event=lock_lost resource=%s token=%d reason=%s", self.resource, self.token,
+                            str(exc).replace(" ", "_")[:120])
+                self.lost.set()
+                return
+            if not renewed:
+                log.warning("event=lock_lost resource=%s token=%d", self.resource, self.token)
+                self.lost.set()
+                return
 
     def still_valid(self) -> bool:
         return not self.lost.is_set() and not self._stop.is_set()
@@ -70,8 +86,9 @@ class Lease:
 
 
 class Locker(Protocol):
-    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
-        """A lease on the resource, waiting up to wait_s for it; None if it stayed taken."""
+    def acquire(self, resource: str, wait_s: float = 0.0, floor: int = 0) -> Lease | None:
+        """A lease on the resource, waiting up to wait_s for it; None if it stayed taken. Its token
+        is above `floor` (the newest token the store has committed for the resource)."""
         ...
 
     def holder(self, resource: str) -> str | None:
@@ -110,10 +127,10 @@ class LocalLocker:
         self.store = store
         self.node = node
 
-    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+    def acquire(self, resource: str, wait_s: float = 0.0, floor: int = 0) -> Lease | None:
         deadline = time.monotonic() + wait_s
         while True:
-            lease = self._try(resource)
+            lease = self._try(resource, floor)
             if lease is not None or time.monotonic() >= deadline:
                 return lease
             time.sleep(_POLL_S)
@@ -147,13 +164,13 @@ class LocalLocker:
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, resource.replace("/", "_") + ".lock")
 
-    def _try(self, resource: str) -> Lease | None:
+    def _try(self, resource: str, floor: int = 0) -> Lease | None:
         if self.store.is_local:
             path = self._path(resource)
             fd = self._try_flock(path)
             if fd is None:
                 return None
-            token = self._next_token(path + ".fence")  # under the flock: one grant at a time
+            token = self._next_token(path + ".fence", floor)  # under the flock: one grant at a time
             record = json.dumps({"node": self.node, "since": time.time(), "token": token})
             os.ftruncate(fd, 0)
             os.pwrite(fd, record.encode(), 0)
@@ -162,7 +179,7 @@ class LocalLocker:
         with self._memory_guard:
             if key in self._memory:
                 return None
-            token = self._memory_tokens.get(key, 0) + 1
+            token = max(self._memory_tokens.get(key, 0), floor) + 1
             self._memory_tokens[key] = token
             self._memory[key] = {"node": self.node, "since": time.time(), "token": token}
 
@@ -173,7 +190,7 @@ class LocalLocker:
         return Lease(resource, token, lambda: True, release, 3600)
 
     @staticmethod
-    def _next_token(path: str) -> int:
+    def _next_token(path: str, floor: int = 0) -> int:
         """The resource's fencing token, one more than the last grant's, kept beside its lock file
         so that it grows across processes and restarts (the store's fence compares them)."""
         try:
@@ -181,6 +198,7 @@ class LocalLocker:
                 last = int(handle.read().strip() or 0)
         except (OSError, ValueError):
             last = 0
+        last = max(last, floor)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         with open(tmp, "w") as handle:
             handle.write(str(last + 1))
@@ -218,6 +236,30 @@ class RedisLocker:
         self.node = node
         self.lease_s = lease_s
         self.prefix = prefix
+        # INCR, raised above the floor in the same step (a script runs atomically in Redis).
+        self._next_token = self.client.register_script(
+            "local t = redis.call('INCR', KEYS[1]) "
+            "if t <= tonumber(ARGV[1]) then t = tonumber(ARGV[1]) + 1 redis.call('SET', KEYS[1], t) end "
+            "return t")
+        kwargs = self.client.connection_pool.connection_kwargs
+        self.where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
+
+    def check(self) -> None:
+        """Fail fast at start: LockerRefused for a wrong or missing password, LockerUnavailable if
+        nothing answers."""
+        import redis
+
+        try:
+            self.client.ping()
+        except redis.AuthenticationError as exc:
+            raise LockerRefused(f"redis at {self.where} refused the password: {exc}") from None
+        except redis.ResponseError as exc:  # NOAUTH: the server wants a password we do not have
+            raise LockerRefused(f"redis at {self.where} refused us: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise LockerUnavailable(f"redis at {self.where} unreachable: {exc}") from None
+
+    def _unavailable(self, exc: Exception) -> LockerUnavailable:
+        return LockerUnavailable(f"redis at {self.where} unreachable: {exc}")
 
     def _lock_name(self, resource: str) -> str:
         return f"{self.prefix}:lock:{resource}"
@@ -227,9 +269,14 @@ class RedisLocker:
         return None if info is None else info["node"]
 
     def holder_info(self, resource: str) -> dict | None:
-        value = self.client.get(f"{self.prefix}:holder:{resource}")
-        if value is None or not self.client.exists(self._lock_name(resource)):
-            return None
+        import redis
+
+        try:
+            value = self.client.get(f"{self.prefix}:holder:{resource}")
+            if value is None or not self.client.exists(self._lock_name(resource)):
+                return None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
         return _parse_holder(value.decode())
 
     def history(self, resource: str) -> list[dict]:
@@ -247,14 +294,27 @@ class RedisLocker:
         pipe.ltrim(key, 0, HISTORY_LEN - 1)
         pipe.execute()
 
-    def acquire(self, resource: str, wait_s: float = 0.0) -> Lease | None:
+    def acquire(self, resource: str, wait_s: float = 0.0, floor: int = 0) -> Lease | None:
+        """Raises LockerUnavailable when Redis cannot be reached (a lock taken just before the
+        connection broke is left to expire). `floor`: the newest fencing token the store has
+        committed for the resource; the grant's token is above it even if Redis lost its counter
+        (a server restarted without its data), so that the store's fence never refuses every
+        writer from then on."""
+        import redis
+
+        try:
+            return self._acquire(resource, wait_s, floor)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+
+    def _acquire(self, resource: str, wait_s: float, floor: int) -> Lease | None:
         lock = self.client.lock(
             self._lock_name(resource), timeout=self.lease_s, blocking=wait_s > 0,
             blocking_timeout=wait_s if wait_s > 0 else None, sleep=_POLL_S, thread_local=False,
         )
         if not lock.acquire(token=f"{self.node}:{uuid.uuid4().hex}"):
             return None
-        token = int(self.client.incr(f"{self.prefix}:fence:{resource}"))
+        token = int(self._next_token(keys=[f"{self.prefix}:fence:{resource}"], args=[int(floor)]))
         holder = json.dumps({"node": self.node, "since": time.time(), "token": token})
         self.client.set(f"{self.prefix}:holder:{resource}", holder, px=int(self.lease_s * 1000))
         self._record(resource, "acquired", token)
@@ -285,4 +345,11 @@ def fenced(lease: Lease | None) -> bool:
     if not lease.still_valid():
         return False
     newest = getattr(lease, "newest_token", None)
-    return newest is None or newest() == lease.token
+    if newest is None:
+        return True
+    try:
+        return newest() == lease.token
+    except Exception as exc:  # the lock service is out of reach: a newer grant cannot be ruled out
+        log.warning("event=fence_unchecked resource=%s token=%d reason=%s", lease.resource, lease.token,
+                    str(exc).replace(" ", "_")[:120])
+        return False

@@ -45,7 +45,7 @@ def lease_world_model(node, store: Checkpoints) -> tuple[str, Lease | None] | No
     balance = node.config.world_model.balance
     yielded = False
     for name in order(node, store):
-        lease = locker.acquire(f"{WORLD_MODELS}/{name}")
+        lease = locker.acquire(f"{WORLD_MODELS}/{name}", floor=committed_fence(store, name))
         if lease is None:
             continue
         if balance and allowance(node, store, name) == 0:
@@ -54,6 +54,13 @@ def lease_world_model(node, store: Checkpoints) -> tuple[str, Lease | None] | No
             continue
         return name, lease
     return (YIELDED, None) if yielded else None
+
+
+def committed_fence(store: Checkpoints, name: str) -> int:
+    """The fencing token of the model's newest commit: a grant must be above it, even from a lock
+    service that lost its counters (a Redis restarted without its data), or the store's fence
+    would refuse every writer from then on."""
+    return int((store.current(name) or {}).get("fence") or 0)
 
 
 def allowance(node, store: Checkpoints, name: str) -> int | None:

@@ -25,6 +25,10 @@ COVERAGE_PAN_BINS = 36
 COVERAGE_TILT_BINS = 11
 _SERIES_LEN = 120
 _RECENT_REWARDS = 5
+# The newest measurement of a run's progress (ptzjepa.metrics), by the metric event that carries it.
+NEWEST = {"evaluate.coverage": "coverage_fraction", "navigate.choice_percentile": "choice_percentile",
+          "evaluate.heldout_one_step": "heldout_error"}
+_LEASE_SAMPLES = 1000
 
 
 class NothingStoredError(ValueError):
@@ -54,12 +58,20 @@ class NodeStatus:
         self.progress: dict[str, dict[str, Any]] = {}
         self.series: dict[str, deque[float]] = {}
         self.last_metrics: dict[str, float] = {}
+        self.newest: dict[str, float | None] = {name: None for name in NEWEST.values()}
         self.rewards: deque[float] = deque(maxlen=_SERIES_LEN)
         self.recent_rewards: deque[tuple[str, float]] = deque(maxlen=_RECENT_REWARDS)
         self.dreams_made = 0
         self.dream_set: dict[str, Any] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, str] = {}
+        # Lock timings for the swarm benchmark and docs/scale.md: each lease's acquire latency, and
+        # each lock wait (from a training stage finding every model taken to the next lease, or to
+        # giving up in waiting_for_lock; 0 for a lease taken at once).
+        self.lease_acquire_s: deque[float] = deque(maxlen=_LEASE_SAMPLES)
+        self.lock_wait_s: deque[float] = deque(maxlen=_LEASE_SAMPLES)
+        self.leases_taken = 0
+        self._wait_began: float | None = None
         self.disk_bytes = 0
         self.warnings: deque[str] = deque(maxlen=5)
         self.outcomes: deque[str] = deque(maxlen=8)
@@ -96,6 +108,11 @@ class NodeStatus:
 
     def _on_state_left(self, e: Event) -> None:
         self.outcomes.append(f"{e.data['state']}→{e.data['outcome']}")
+        if e.data["outcome"] == "locked" and self._wait_began is None:
+            self._wait_began = e.time
+        elif e.data["outcome"] == "timeout" and self._wait_began is not None:
+            self.lock_wait_s.append(e.time - self._wait_began)
+            self._wait_began = None
 
     def _on_transition(self, e: Event) -> None:
         self._enter(e.data["dest"], int(e.data.get("cycle", self.cycle)), e.time)
@@ -122,6 +139,8 @@ class NodeStatus:
         key = f"{e.data['stage']}.{e.data['name']}"
         self.series.setdefault(key, deque(maxlen=_SERIES_LEN)).append(float(e.data["value"]))
         self.last_metrics[key] = float(e.data["value"])
+        if key in NEWEST:
+            self.newest[NEWEST[key]] = float(e.data["value"])
 
     def _on_reward(self, e: Event) -> None:
         self.rewards.append(float(e.data["value"]))
@@ -133,6 +152,12 @@ class NodeStatus:
 
     def _on_model_saved(self, e: Event) -> None:
         self.models[f"{e.data['kind']}/{e.data['name']}"] = dict(e.data)
+
+    def _on_lease(self, e: Event) -> None:
+        self.leases_taken += 1
+        self.lease_acquire_s.append(float(e.data["acquire_s"]))
+        self.lock_wait_s.append(e.time - self._wait_began if self._wait_began is not None else 0.0)
+        self._wait_began = None
 
     def _on_lock(self, e: Event) -> None:
         self.locks[e.data["resource"]] = e.data["status"]
@@ -187,11 +212,14 @@ class NodeStatus:
                 "progress": {k: dict(v) for k, v in self.progress.items()},
                 "series": {k: list(v) for k, v in self.series.items()},
                 "last_metrics": dict(self.last_metrics),
+                **self.newest,
                 "rewards": list(self.rewards),
                 "recent_rewards": [list(r) for r in self.recent_rewards],
                 "dreams": {"made": self.dreams_made, **self.dream_set},
                 "models": {k: dict(v) for k, v in self.models.items()},
                 "locks": dict(self.locks),
+                "leases": {"taken": self.leases_taken, "acquire_s": [round(v, 5) for v in self.lease_acquire_s],
+                           "lock_wait_s": [round(v, 4) for v in self.lock_wait_s]},
                 "disk_bytes": self.disk_bytes,
                 "warnings": list(self.warnings),
                 "outcomes": list(self.outcomes),
@@ -214,7 +242,14 @@ class NodeStatus:
             self.dream_set = {k: dreams[k] for k in ("set", "done", "total") if k in dreams}
             self.models.update(snap.get("models") or {})
             self.last_metrics.update(snap.get("last_metrics") or {})
+            for name in NEWEST.values():
+                if isinstance(snap.get(name), (int, float)):
+                    self.newest[name] = float(snap[name])
             self.disk_bytes = int(snap.get("disk_bytes") or 0)
+            leases = snap.get("leases") or {}
+            self.leases_taken = int(leases.get("taken", 0))
+            self.lease_acquire_s.extend(map(float, leases.get("acquire_s") or []))
+            self.lock_wait_s.extend(map(float, leases.get("lock_wait_s") or []))
 
 
 class StatusWriter:

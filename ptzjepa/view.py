@@ -4,7 +4,8 @@
 picture from `state/status.json`, and tests render it to text with a recording console.
 
 Top: the machine as a row of states (the current one lit, where the loop closes, the side states),
-then cycle, time in the state and time running. Left: the camera's PTZ, frames, disk use, models
+then cycle, time in the state and time running. Left: the camera's PTZ, frames, disk use, the newest
+coverage, choice percentile and held-out error (ptzjepa.metrics), models
 on disk, locks, and the pan/tilt coverage map with the camera's cell marked. Right: one progress
 bar per stage of the cycle (frames, epochs with the batch in flight, dreams, moves), the loss
 curves and other metrics as sparklines, dreams made, and the recent rewards with their moves.
@@ -186,6 +187,24 @@ def _when(stamp: float) -> str:
     return clock if day == time.strftime("%Y-%m-%d", time.gmtime()) else f"{day} {clock}"
 
 
+def _measured(table: Table, snap: dict[str, Any], brief: bool) -> None:
+    """The newest coverage, choice percentile and held-out error (ptzjepa.metrics), once measured."""
+    found = []
+    if isinstance(snap.get("coverage_fraction"), (int, float)):
+        found.append(("coverage", f"{snap['coverage_fraction'] * 100:.1f} % of cells (last navigate)",
+                      f"cover {snap['coverage_fraction'] * 100:.1f} %"))
+    if isinstance(snap.get("choice_percentile"), (int, float)):
+        found.append(("choice", f"{snap['choice_percentile']:.0f} % percentile (last graded move)",
+                      f"choice {snap['choice_percentile']:.0f} %"))
+    if isinstance(snap.get("heldout_error"), (int, float)):
+        found.append(("held-out", f"error {_num(snap['heldout_error'])}", f"held-out {_num(snap['heldout_error'])}"))
+    if brief and found:
+        table.add_row("measured", " · ".join(short for _, _, short in found))
+    elif not brief:
+        for label, line, _ in found:
+            table.add_row(label, line)
+
+
 def _facts(snap: dict[str, Any], brief: bool = False) -> Table:
     """The node's facts; `brief` (a short terminal, no coverage panel) folds frames and disk into
     one row and the coverage map into a count of the cells seen."""
@@ -201,6 +220,7 @@ def _facts(snap: dict[str, Any], brief: bool = False) -> Table:
     else:
         table.add_row("frames stored", str(snap.get("frames_stored", 0)))
         table.add_row("disk", _bytes(int(snap.get("disk_bytes", 0))))
+    _measured(table, snap, brief)
     models = sorted((snap.get("models") or {}).items())
     for i, (name, model) in enumerate(models):
         line = f"{name} v{model.get('version', '?')}"

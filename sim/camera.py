@@ -129,6 +129,16 @@ class SimCamera:
             image = cv2.add(image, noise, dtype=cv2.CV_8U)  # rounds and saturates
         return Frame(image=image, ptz=at, time=utc_now())
 
+    def render_at(self, ptz: PTZ, sim_time: float | None = None) -> np.ndarray:
+        """The picture at `ptz` (fitted to the limits) without moving, ticking the clock or drawing
+        sensor noise, so evaluation can look at views the camera never takes. `sim_time` None: the
+        time the camera's next move will reach, i.e. what a grab after moving there would show."""
+        self._check_open("render_at")
+        at = self._limits.fit(_finite(ptz, "render_at pose"))
+        when = self._sim_time + self._step_s if sim_time is None else float(sim_time)
+        view = View(at.pan, at.tilt, at.zoom, self._width, self._height, self._hfov)
+        return self._dynamics.apply(self._renderer.render_view(view), view, when)
+
     def close(self) -> None:
         self._closed = True
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPTS = ("sim_render.py", "world_model.py", "dream.py", "agent.py", "cycle.py")
+SCRIPTS = ("sim_render.py", "world_model.py", "dream.py", "agent.py", "cycle.py", "swarm.py")
 
 # One torch thread: on a shared 2-core box, spin-waiting intra-op threads make tiny runs erratic.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -155,3 +155,20 @@ def test_cycle() -> None:
     assert sum(seconds[:5]) <= seconds[5] + 0.04, dict(zip(stages, seconds))  # stages lie within the total
     frames, wm_epochs, agent_epochs = (int(x) for x in cols[6:])
     assert frames > 0 and (wm_epochs, agent_epochs) == (1, 1), out  # the --set overrides reached the run
+
+
+def test_swarm() -> None:
+    """Three unequal tiny nodes, balancing off and on: per node updates, frames, leases, lock wait and
+    acquire latency percentiles, and the spread of contributions for each setting."""
+    out = run_bench("swarm.py", "--quick").stdout
+    for balance in ("off", "on"):
+        row(rf"^balancing {balance}: 3 nodes, 1 cycles, {NUM} s$", out)
+        figure(row(rf"^spread of contributions \(max/min updates\), balancing {balance}: {NUM}$", out)[0])
+    for name, iterations in (("A", 4), ("B", 2), ("C", 1)):
+        found = re.findall(rf"^{name}\s+{iterations}\s+(\d+)\s+(\d+)\s+(\d+)\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s*$",
+                           out, re.MULTILINE)
+        assert len(found) == 2, out  # one row per setting
+        for updates, frames, leases, wait50, wait99, acquire50, acquire99 in found:
+            assert int(updates) > 0 and int(frames) > 0 and int(leases) >= 1, out
+            assert 0 <= float(wait50) <= float(wait99), out  # a lease taken at once waited 0 s
+            assert 0 < figure(acquire50) <= figure(acquire99), out

@@ -2,7 +2,7 @@
 
 Layers, top to bottom; a module imports only from its own layer or the ones below it:
 
-    cli -> app -> machine -> stages -> model_store -> node level -> settings -> parts -> foundations
+    cli -> app -> machine -> stages -> metrics -> model_store -> node level -> settings -> parts -> foundations
 
 and besides: no import loop among ptzjepa modules; `ptzjepa.learning` imports nothing of ptzjepa
 outside itself and no I/O library; `sim` is imported only by the node-level camera construction
@@ -27,16 +27,22 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
     ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
              "ptzjepa.contributions_view",
-             # evaluation code (issue 11): runs nodes on the simulator and measures them
-             "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]),
+             # the swarm: node processes, their Redis and the combined view
+             "ptzjepa.swarm", "ptzjepa.swarm_view",
+             # evaluation code (issue 11): runs nodes on the simulator and compares them
+             "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
     ("machine", ["ptzjepa.machine", "ptzjepa.store_check"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
+    # what a run measures about itself (issue 11), used by the evaluate and navigate stages
+    ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
     ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
-    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store"]),
+    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
+                    "ptzjepa.preflight"]),
     ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
                "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.damage", "ptzjepa.contributions",
+               "ptzjepa.redis_server",
                "sim", "sim.*"]),
     ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
 ]

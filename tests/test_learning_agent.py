@@ -210,3 +210,22 @@ def test_step_soft_updates_target_and_skips_decay_on_biases_and_norms():
     assert no_decay["weight_decay"] == 0.0
     assert any(p is trainer.online.pos for p in no_decay["params"])
     assert all(p.ndim == 1 or p is trainer.online.pos for p in no_decay["params"])
+
+
+def test_standard_reward_norm_keeps_the_order_and_sets_the_scale():
+    from ptzjepa.learning.dqn import normalise_rewards
+
+    raw = torch.tensor([[0.20, 0.21, 0.25], [0.19, 0.30, 0.22]])
+    z = normalise_rewards(raw, "standard")
+    assert torch.equal(z.flatten().argsort(), raw.flatten().argsort())
+    assert abs(float(z.mean())) < 1e-6 and abs(float(z.std()) - 1.0) < 1e-5
+    assert torch.equal(normalise_rewards(raw, "none"), raw)
+    with pytest.raises(ValueError, match="reward_norm"):
+        normalise_rewards(raw, "minmax")
+
+
+def test_transitions_carry_normalised_rewards():
+    dreams = make_dreams(6, 3, seed=1)
+    tr = dreams_to_transitions(dreams, "prediction_error", "standard")
+    assert abs(float(tr.rewards.mean())) < 1e-5
+    assert abs(float(tr.rewards.std()) - 1.0) < 1e-4

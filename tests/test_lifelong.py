@@ -44,7 +44,7 @@ def test_two_cycles_end_to_end(tmp_path):
     assert status["cycle"] == 2 and status["finished"] == "cycles"
     assert status["dreams"]["made"] == 2 * config.dream.number_of_dreams
     assert len(status["rewards"]) == moves and status["series"]["world_model.loss"]
-    assert status["path"] == ["capture", "train_world_model", "dream", "train_agent", "navigate"]
+    assert status["path"] == ["capture", "train_world_model", "dream", "train_agent", "navigate", "evaluate"]
 
     # the view draws the run's whole story from what its events left in the status file
     from rich.console import Console

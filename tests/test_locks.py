@@ -86,3 +86,24 @@ def test_local_locker(kind, tmp_path):
     lease.release()
     assert b.holder("world_models/wm-0") is None
     assert b.acquire("world_models/wm-0") is not None
+
+
+def test_redis_tokens_stay_above_the_committed_floor_after_redis_lost_its_counter(redis_url):
+    a = RedisLocker(redis_url, "node-a", lease_s=5, password=PASSWORD, prefix=uuid.uuid4().hex)
+    with a.acquire("m") as first:
+        assert first.token == 1
+    a.client.delete(f"{a.prefix}:fence:m")  # a Redis restarted without its data
+    with a.acquire("m", floor=7) as second:
+        assert second.token == 8  # above what the store has committed
+    with a.acquire("m", floor=3) as third:
+        assert third.token == 9  # a lower floor never pulls the counter back
+
+
+def test_local_tokens_stay_above_the_committed_floor(tmp_path):
+    locker = LocalLocker(Store(str(tmp_path)), "node-a")
+    with locker.acquire("m") as first:
+        assert first.token == 1
+    with locker.acquire("m", floor=5) as second:
+        assert second.token == 6
+    with locker.acquire("m") as third:
+        assert third.token == 7

@@ -163,7 +163,7 @@ def test_status_follows_cycles_and_the_end_of_a_run():
 
 
 def test_machine_rows_follow_done_from_the_initial_state():
-    assert load_machine("lifelong").main_path() == (LOOP, "train_world_model")
-    assert load_machine("lifelong_stored").main_path() == (LOOP[1:], "train_world_model")
+    assert load_machine("lifelong").main_path() == (LOOP + ["evaluate"], "train_world_model")
+    assert load_machine("lifelong_stored").main_path() == (LOOP[1:] + ["evaluate"], "train_world_model")
     assert load_machine("capture").main_path() == (["capture", "finished"], "")
     assert load_machine("agent_train").main_path() == (["train_agent", "finished"], "")

@@ -23,6 +23,7 @@ from ptzjepa.learning.qnet import QNetwork
 from ptzjepa.learning.replay import ReplayBuffer, Transitions
 
 REWARD_NAMES = ("prediction_error", "reward_head", "delta_reward")
+REWARD_NORMS = ("none", "standard")
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,27 @@ def select_reward(dreams: Dreams, reward_name: str) -> torch.Tensor:
     return getattr(dreams, reward_name)
 
 
-def dreams_to_transitions(dreams: Dreams, reward_name: str = "prediction_error") -> Transitions:
+def normalise_rewards(rewards: torch.Tensor, norm: str) -> torch.Tensor:
+    """Rewards on a scale the Q-network can tell apart, the same for every dream set.
+
+    A world model's error shrinks as it learns (0.25 one cycle, 0.05 a few later), so raw rewards
+    differ between actions by a few hundredths: less than the noise of a freshly initialised
+    target network that the TD target adds at gamma near 1, which then decides the argmax alone.
+    `standard` turns each set's rewards into z-scores (mean 0, std 1 over all its steps), which
+    keeps their order, and so the best move, and makes their spread the same in every cycle.
+    """
+    if norm not in REWARD_NORMS:
+        raise ValueError(f"reward_norm: expected one of {', '.join(REWARD_NORMS)}, got {norm!r}")
+    if norm == "none" or rewards.numel() < 2:
+        return rewards
+    r = rewards.float()
+    return (r - r.mean()) / r.std().clamp_min(1e-8)
+
+
+def dreams_to_transitions(dreams: Dreams, reward_name: str = "prediction_error",
+                          reward_norm: str = "none") -> Transitions:
     """Every step of every dream as one transition (B*T of them), dream-major order."""
-    rewards = select_reward(dreams, reward_name)
+    rewards = normalise_rewards(select_reward(dreams, reward_name), reward_norm)
     b, t = dreams.actions.shape
     n, d = dreams.states.shape[2:]
     return Transitions(

@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "dream": "ptzjepa.stages.dream:dream",
     "train_agent": "ptzjepa.stages.agent:train_agent",
     "navigate": "ptzjepa.stages.navigate:navigate",
+    "evaluate": "ptzjepa.stages.evaluate:evaluate",
     "wait_for_lock": "ptzjepa.stages.wait_for_lock:wait_for_lock",
     "pretrain_world_model": "ptzjepa.stages.world_model:pretrain_world_model",
 }

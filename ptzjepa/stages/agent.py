@@ -44,7 +44,7 @@ def train_agent(node: Node) -> str:
     agent, trainer, meta = model_store.load_or_new_agent(node, name, dreams, device)
     session = Session.from_meta(meta, node.cycle, node.name, STAGE)
     replay = ReplayBuffer(capacity=cfg.replay_size, device=device, state_dtype=torch.float16)
-    replay.add(dreams_to_transitions(dreams, cfg.reward).to(device))
+    replay.add(dreams_to_transitions(dreams, cfg.reward, cfg.reward_norm).to(device))
     steps_per_epoch = max(1, len(replay) // cfg.batch_size)
     schedule = lr_schedule(cfg.lr, cfg.start_lr, cfg.final_lr, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + node.cycle * 101 + session.epochs_done)

@@ -7,6 +7,12 @@ moves by it, and the new frame is stored with its position and command. The rewa
 the world model's real prediction error, measured once the new frame is seen; it is stored with
 the new frame's embedding in `collected_embeds/`. Progress is saved per step: a killed run
 resumes at the step in flight, with the camera put back where the last stored frame was taken.
+
+`navigate.policy` says who picks the moves after each round's random start: the agent
+(`curiosity`), or one of the baselines of ptzjepa.stages.navigate_policy (`random`, `sweep`),
+which need no agent. Every `metrics.choice_every`-th move is graded when the camera can render a
+view without moving (the simulator): the percentile of the chosen move's real error among all
+moves' (ptzjepa.metrics.choice), stored in `metrics/choice/` and with the move's embedding.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
 from ptzjepa.learning.dreamer import pool_tokens
+from ptzjepa.metrics import choice as choice_metric
 from ptzjepa.node import Node
 from ptzjepa.store import StoreError
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
+from ptzjepa.stages.navigate_policy import random_action, sweep_action
 
 STAGE = "navigate"
 
@@ -35,10 +43,11 @@ def navigate(node: Node) -> str:
     if picked is None:
         return "no_model"
     device = node.device()
+    policy = node.config.navigate.policy
     loaded = model_store.load_agent(node, device)
-    if loaded is None:
+    if loaded is None and policy == "curiosity":
         return "no_agent"
-    agent, _ = loaded
+    agent = loaded[0] if loaded is not None else None  # the baselines record its Q-values if there is one
     try:
         world_model, _ = model_store.load_world_model(node, picked[0], device)
     except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
@@ -56,16 +65,20 @@ def navigate(node: Node) -> str:
             return "stopped"
         node.events.emit("progress", stage=STAGE, done=step, total=total, unit="moves")
         rng = np.random.default_rng([cfg.seed, node.cycle, step])
+        fid = frame_id(node.cycle, STAGE, step)
         if step % per_round == 0 or current is None:
             start = PTZ(float(rng.uniform(limits.pan.lo, limits.pan.hi)),
                         float(rng.uniform(limits.tilt.lo, limits.tilt.hi)),
                         float(rng.uniform(*node.config.capture.start_zoom)))
             command, choice = Command("absolute", limits.fit(start)), None
         else:
-            choice = _choose(node, world_model, agent, current, table, rng, device)
+            move = step - step // per_round - 1  # moves before this one in the stage
+            choice = _choose(node, world_model, agent, current, table, rng, device, step % per_round - 1)
+            grade = node.config.metrics.choice_every
+            if grade and move % grade == 0:
+                _grade(node, world_model, choice, table, fid, step)
             delta = table.deltas[choice["action"]].tolist()
             command = Command("action", PTZ(*delta), action=table.names[choice["action"]])
-        fid = frame_id(node.cycle, STAGE, step)
         frame = execute(node, command, fid)
         if not budget.record(frame is not None):
             return "failed"
@@ -81,7 +94,7 @@ def navigate(node: Node) -> str:
             reward, target = _reward(world_model, choice, frame, device)
             node.events.emit("reward", value=reward, action=command.action)
             if node.config.storage.track_all:
-                _store_embedding(node, fid, target, frame.ptz, command.action, reward, choice["q"])
+                _store_embedding(node, fid, target, frame.ptz, command.action, reward, choice)
         current = frame
         node.save_progress(STAGE, done=step + 1, total=total)
     node.events.emit("progress", stage=STAGE, done=total, total=total, unit="moves")
@@ -89,17 +102,41 @@ def navigate(node: Node) -> str:
 
 
 @torch.no_grad()
-def _choose(node: Node, world_model, agent, frame, table, rng: np.random.Generator, device) -> dict:
+def _choose(node: Node, world_model, agent, frame, table, rng: np.random.Generator, device,
+            in_round: int) -> dict:
+    """The next action by `navigate.policy`; the agent's Q-values are kept whoever chose."""
     image = to_tensor(frame.image, world_model.spec.image_size).unsqueeze(0).to(device)
-    tokens = world_model.encode_target(image)
     pose = torch.tensor([frame.ptz.as_tuple()], dtype=torch.float32, device=device)
-    q = agent(pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
-    if rng.random() < node.config.navigate.exploration:
+    q = torch.empty(0)
+    if agent is not None:
+        tokens = world_model.encode_target(image)
+        q = agent(pool_tokens(tokens, node.config.dream.state_pool), pose)[0].float()
+    policy = node.config.navigate.policy
+    if policy == "random":
+        action = random_action(table, rng)
+    elif policy == "sweep":
+        action = sweep_action(table, in_round, frame.ptz, node.config.navigate.sweep_row)
+    elif rng.random() < node.config.navigate.exploration:
         probs = torch.softmax(q, dim=0).cpu().numpy().astype(np.float64)
         action = int(rng.choice(len(probs), p=probs / probs.sum()))
     else:
         action = int(q.argmax())
     return {"action": action, "image": image, "pose": pose, "q": q.cpu()}
+
+
+def _grade(node: Node, world_model, choice: dict, table, fid: str, step: int) -> None:
+    """The chosen move's percentile among all moves, by the real error of each rendered view."""
+    render = getattr(node.camera(), "render_at", None)  # only a simulator can show views unseen
+    if render is None:
+        return
+    errors = choice_metric.action_errors(world_model, choice["image"], choice["pose"], table, render)
+    value = choice_metric.percentile(errors, choice["action"])
+    choice["percentile"] = value
+    choice_metric.save_choice(node.store, fid, {
+        "id": fid, "cycle": node.cycle, "step": step, "policy": node.config.navigate.policy,
+        "action": table.names[choice["action"]], "percentile": value, "errors": errors,
+        "actions": list(table.names)})
+    node.events.emit("metric", stage=STAGE, name="choice_percentile", value=value, step=step)
 
 
 @torch.no_grad()
@@ -114,11 +151,14 @@ def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tens
 
 
 def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
-                     q: torch.Tensor) -> None:
+                     choice: dict) -> None:
     pooled = pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
     buffer = io.BytesIO()
-    torch.save({"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
-                "reward": torch.tensor(reward), "q": q}, buffer)
+    record = {"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
+              "reward": torch.tensor(reward), "q": choice["q"], "policy": node.config.navigate.policy}
+    if "percentile" in choice:
+        record["choice_percentile"] = choice["percentile"]
+    torch.save(record, buffer)
     node.store.write_bytes(f"{EMBEDS}/{fid}.pt", buffer.getvalue())
 
 

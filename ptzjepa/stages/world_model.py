@@ -16,7 +16,7 @@ import time
 from ptzjepa import model_store
 from ptzjepa.checkpoints import FenceRefused
 from ptzjepa.data import FrameDataset, frame_loader
-from ptzjepa.locks import fenced
+from ptzjepa.locks import LockerUnavailable, fenced
 from ptzjepa.node import Node
 from ptzjepa.learning.session import Session
 
@@ -42,7 +42,12 @@ def _train(node: Node, mode: str, stage: str) -> str:
         if records:  # none at all is the ordinary start: the machine routes to capture
             node.events.emit("warning", message=f"{stage}: {len(records)} frame stored, needs at least {MIN_FRAMES}")
         return "no_data"
-    leased = model_store.lease_world_model(node)
+    asked = time.monotonic()
+    try:
+        leased = model_store.lease_world_model(node)
+    except LockerUnavailable as exc:  # waiting_for_lock waits for the lock service to come back
+        node.events.emit("warning", message=f"{exc}; waiting for it")
+        return "locked"
     if leased is None:
         return "locked"
     name, lease = leased
@@ -50,6 +55,7 @@ def _train(node: Node, mode: str, stage: str) -> str:
         node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
         return "done"
     resource = f"{model_store.WORLD_MODELS}/{name}"
+    node.events.emit("lease", resource=resource, token=lease.token, acquire_s=time.monotonic() - asked)
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
         return _train_leased(node, mode, stage, name, lease, records)
