@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -19,14 +20,16 @@ from ptzjepa.config import Config
 from ptzjepa.config_loading import config_notes, config_to_dict
 from ptzjepa.events import Events, log_subscriber
 from ptzjepa.logs import redact_url, setup_logging
-from ptzjepa.machine import MACHINE_STATE_FILE, Runner, load_machine
+from ptzjepa.damage import Damaged, read_json_checked
+from ptzjepa.machine import MACHINE_STATE_FILE, Runner, check_saved_state, load_machine
 from ptzjepa.node import Node
 from ptzjepa.preflight import check_services
 from ptzjepa.progress_lines import ProgressLines
 from ptzjepa.runlock import RunLock, run_holder
-from ptzjepa.shared_store import open_shared
+from ptzjepa.shared_store import models_shared, open_shared
 from ptzjepa.status import STATUS_FILE, NodeStatus, NothingStoredError, StatusWriter
-from ptzjepa.store import Store
+from ptzjepa.store import Store, StoreError
+from ptzjepa.store_check import CONFIG_SNAPSHOT, check_at_start, read_status
 from ptzjepa.swarm import SwarmPlan
 from ptzjepa import contributions
 from ptzjepa.contributions_view import contributions_table
@@ -34,7 +37,6 @@ from ptzjepa.view import LiveView, render
 from ptzjepa.waggle import WagglePublisher, open_plugin
 
 log = logging.getLogger("ptzjepa.app")
-CONFIG_SNAPSHOT = "state/config.json"
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -53,25 +55,28 @@ def run(config: Config, machine: str, cycles: int | None, view: bool, debug: boo
     with RunLock(store):
         shared = open_shared(config.storage, store)
         node = Node(config=config, store=store, events=Events(), shared=shared)
-        # With the run lock held, a temporary file in the node's own folders is a dead writer's. World
-        # models may be a folder shared with other nodes, whose writers are alive: only stale ones go.
-        swept = store.sweep_temp_files(older_than_s=0, shared=(WORLD_MODELS,)) + node.frames.sweep_orphans()
-        if shared is not store:
-            swept += shared.sweep_temp_files(folder=WORLD_MODELS, older_than_s=3600)
+        node.events.subscribe(log_subscriber)
+        # With the run lock held, a temporary file in the node's own folders is a dead writer's: it
+        # goes at once. A shared store (storage.shared, set apart from storage.data) may hold other
+        # nodes' live writes: there only this host's dead writers' files and stale ones go.
+        swept = store.sweep_temp_files(older_than_s=0) + node.frames.sweep_orphans()
+        if models_shared(config.storage):
+            swept += shared.sweep_temp_files(shared=(WORLD_MODELS,))
         if swept:
             log.info("event=swept_partial_writes count=%d", swept)
         status = NodeStatus(limits=config.camera.limits.to_limits(), machine_states=spec.state_names)
-        previous = store.read_json(STATUS_FILE, default=None)
-        if isinstance(previous, dict):
-            status.restore(previous)
         writer = StatusWriter(status, store)
-        for subscriber in (log_subscriber, status, writer):
+        for subscriber in (status, writer):
             node.events.subscribe(subscriber)
+        previous = read_status(store, node.warn)
+        if previous is not None:
+            status.restore(previous)
         plugin = open_plugin() if config.waggle.publish else None
         if plugin is not None:
             node.events.subscribe(WagglePublisher(plugin))
+        runner = Runner(spec, node)  # reads (or rebuilds) the machine state first: what follows needs the cycle
+        check_at_start(node)
         store.write_json(CONFIG_SNAPSHOT, config_to_dict(config))
-        runner = Runner(spec, node)
         node.events.emit(
             "run_started", machine=spec.name, states=spec.state_names, state=runner.state,
             cycle=node.cycle, data=store.url, frames=node.frames.count(), resumed=runner.resumed,
@@ -104,6 +109,18 @@ def _run_to_end(runner: Runner, node: Node, cycles: int | None) -> str:
     reason = runner.run(cycles)
     node.events.emit("run_finished", reason=reason, state=runner.state, cycle=node.cycle)
     return reason
+
+
+def _show(snap: dict[str, Any], damage: list[str], as_json: bool) -> None:
+    warnings = snap.get("warnings")
+    snap = {**snap, "damaged": damage, "warnings": [*(warnings if isinstance(warnings, list) else []), *damage]}
+    if as_json:
+        print(json.dumps(snap, indent=1, sort_keys=True))
+    else:
+        console = Console()
+        console.print(render(snap))
+        if snap["shared"].get("models"):
+            console.print(contributions_table(snap["shared"]))
 
 
 def use_threads(threads: int) -> None:
@@ -184,41 +201,47 @@ def status(data: str, as_json: bool) -> int:
     store = Store(data, create=False)
     if not store.is_folder():
         raise NothingStoredError(f"--data {shown}: no data folder there (no ptzjepa run has stored anything here)")
-    snap = store.read_json(STATUS_FILE, default=None)
-    machine = store.read_json(MACHINE_STATE_FILE, default=None)
-    if snap is None and machine is None:
+    damage: list[str] = []  # status only reads: damaged files are reported, a run moves them aside
+    snap = read_status(store, damage.append, repair=False)
+    try:
+        machine = read_json_checked(store, MACHINE_STATE_FILE, check_saved_state)
+    except Damaged as exc:
+        damage.append(f"damaged file {MACHINE_STATE_FILE}: {exc} (the next run moves it aside and rebuilds it)")
+        machine = None
+    if snap is None and machine is None and not damage:
         raise NothingStoredError(f"--data {shown}: no ptzjepa run has stored anything here")
-    snap = dict(snap or {})
+    facts: dict[str, Any] = {}
     if isinstance(machine, dict):
-        snap.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
+        facts.update(machine=machine.get("machine", ""), state=machine.get("state", ""), cycle=machine.get("cycle", 0))
     from ptzjepa.frames import FrameStore
 
-    snap["frames_stored"] = FrameStore(store).count()
-    snap["disk_bytes"] = store.disk_usage()
-    snap["data"] = shown
-    snap["run"] = _liveness(store, snap, machine)
-    snap["shared"] = _shared_summary(store)
-    if as_json:
-        print(json.dumps(snap, indent=1, sort_keys=True))
-    else:
-        console = Console()
-        console.print(render(snap))
-        if snap["shared"].get("models"):
-            console.print(contributions_table(snap["shared"]))
+    facts.update(frames_stored=FrameStore(store).count(), disk_bytes=store.disk_usage(), data=shown)
+    facts["shared"] = _shared_summary(store, damage.append)
+    try:
+        full = {**(snap or {}), **facts}
+        full["run"] = _liveness(store, full, machine)
+        _show(full, damage, as_json)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        # whole JSON, but a value of the wrong type where the view draws it: report, show the rest
+        damage.append(f"damaged file {STATUS_FILE}: a value of the wrong type ({exc}); "
+                      "the next run writes it afresh")
+        facts["run"] = _liveness(store, facts, machine)
+        _show(facts, damage, as_json)
     return 0
 
 
-def _shared_summary(store: Store) -> dict[str, Any]:
+def _shared_summary(store: Store, warn: Callable[[str], None]) -> dict[str, Any]:
     """Contributions to the shared models, from the store named in the node's config snapshot
-    (its own store when no other is set); {"error": ...} when that store cannot be read."""
+    (its own store when no other is set); {"error": ...} when that store cannot be read. Damage
+    found there goes to `warn`; status only reads, so nothing is moved or rebuilt."""
     from ptzjepa.checkpoints import Checkpoints
     from ptzjepa.config_loading import config_from_dict
 
-    saved = store.read_json(CONFIG_SNAPSHOT, default=None)
     try:
+        saved = store.read_json(CONFIG_SNAPSHOT, default=None)
         storage = config_from_dict(saved if isinstance(saved, dict) else {}, CONFIG_SNAPSHOT).storage
         shared = open_shared(storage, store, create=False)
-        found = contributions.summary(Checkpoints(shared, WORLD_MODELS), shared)
+        found = contributions.summary(Checkpoints(shared, WORLD_MODELS, warn=warn, repair=False), shared)
     except Exception as exc:  # status reports what it can: the node's own facts still print
         return {"error": f"shared store: {exc}"}
     return {"url": redact_url(storage.shared_url()), **found}
@@ -233,7 +256,10 @@ def _liveness(store: Store, snap: dict[str, Any], machine: Any) -> dict[str, Any
     seen = max((float(t) for t in stamps if isinstance(t, (int, float))), default=None)
     run: dict[str, Any] = {"alive": held.alive, "last_seen": seen, **{k: held.holder[k] for k in ("host", "pid") if k in held.holder}}
     if held.alive is False and snap.get("locks"):
-        config = store.read_json(CONFIG_SNAPSHOT, default=None)
+        try:
+            config = store.read_json(CONFIG_SNAPSHOT, default=None)
+        except StoreError:  # damaged: the next run moves it aside
+            config = None
         locks = config.get("locks") if isinstance(config, dict) else None
         lease_s = locks.get("lease_s") if isinstance(locks, dict) else None
         redis = isinstance(locks, dict) and locks.get("kind") == "redis"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptzjepa.checkpoints import Checkpoints
+from ptzjepa.damage import Damaged, Warn, log_warning, move_aside, read_json_checked, require
 from ptzjepa.store import Store
 
 FIELDS = ("updates", "frames", "epochs", "seconds")
@@ -55,10 +56,20 @@ def dreams_file(node: str) -> str:
     return f"{DREAMS_DIR}/dreams-{node}.json"
 
 
-def count_dreams(shared: Store, node: str, model: str, dreams: int) -> None:
-    """Add `dreams` made with `model` to this node's own count in the shared store."""
-    counts = shared.read_json(dreams_file(node), default={})
-    counts = counts if isinstance(counts, dict) else {}
+def _check_counts(data: Any) -> None:
+    require(isinstance(data, dict), "not an object")
+    for model, count in data.items():
+        require(isinstance(count, int) and not isinstance(count, bool), f"{model}: not a count of dreams")
+
+
+def count_dreams(shared: Store, node: str, model: str, dreams: int, warn: Warn = log_warning) -> None:
+    """Add `dreams` made with `model` to this node's own count in the shared store; a damaged
+    count is moved aside (one warning) and counting starts afresh."""
+    try:
+        counts = read_json_checked(shared, dreams_file(node), _check_counts) or {}
+    except Damaged as exc:
+        move_aside(shared, dreams_file(node), str(exc), "this node's dream counts start afresh", warn)
+        counts = {}
     counts[model] = int(counts.get(model, 0)) + dreams
     shared.write_json(dreams_file(node), counts)
 
@@ -68,9 +79,11 @@ def dreams_by_node(shared: Store) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for file in shared.list(DREAMS_DIR, ".json"):
         if file.startswith("dreams-"):
-            data = shared.read_json(f"{DREAMS_DIR}/{file}", default={})
-            if isinstance(data, dict):
-                out[file[len("dreams-"):-len(".json")]] = {str(k): int(v) for k, v in data.items()}
+            try:  # another node's file: a damaged one is left to that node to move aside
+                data = read_json_checked(shared, f"{DREAMS_DIR}/{file}", _check_counts) or {}
+            except Damaged:
+                continue
+            out[file[len("dreams-"):-len(".json")]] = {str(k): int(v) for k, v in data.items()}
     return out
 
 

@@ -3,7 +3,8 @@
 Works over any store URL: each DataLoader worker opens its own handle to the store. Decoded
 frames are kept in a small per-process cache (downscaled, so thousands fit), which makes every
 epoch after the first on a small store free of JPEG decoding. A frame that cannot be read or
-decoded is skipped with a warning, never a crash.
+decoded is skipped with a warning, never a crash; an image that is there but does not decode is
+moved aside (docs/resilience.md), so that later epochs and stages no longer read it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ptzjepa.damage import move_aside
 from ptzjepa.frames import FrameRecord, decode_jpeg
 from ptzjepa.store import Store, StoreError
 
@@ -78,14 +80,20 @@ class FrameDataset(Dataset):
         state["_store"], state["_cache"] = None, OrderedDict()  # each worker opens its own
         return state
 
-    def _image(self, record: FrameRecord) -> np.ndarray:
+    def _image(self, record: FrameRecord) -> np.ndarray | None:
         cached = self._cache.get(record.id)
         if cached is not None:
             self._cache.move_to_end(record.id)
             return cached
         if self._store is None:
             self._store = Store(self.store_url)
-        image = decode_jpeg(self._store.read_bytes(record.image), record.image)
+        data = self._store.read_bytes(record.image)
+        try:
+            image = decode_jpeg(data, record.image)
+        except StoreError as exc:  # read but damaged: kept aside, so the frame is read no more
+            move_aside(self._store, record.image, str(exc).removeprefix(f"{record.image}: "),
+                       f"frame {record.id} is skipped (its record stays, as a tracked position)")
+            return None
         limit = int(self.image_size * _CACHE_SCALE)
         h, w = image.shape[:2]
         if min(h, w) > limit:
@@ -103,6 +111,8 @@ class FrameDataset(Dataset):
             image = self._image(record)
         except StoreError as exc:
             log.warning("skipping frame %s: %s", record.id, exc)
+            return None
+        if image is None:  # damaged, moved aside with its warning
             return None
         if self.crop_scale == (1.0, 1.0):
             tensor = to_tensor(image, self.image_size)

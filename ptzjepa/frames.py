@@ -73,6 +73,7 @@ class FrameStore:
     def __init__(self, store: Store, jpeg_quality: int = 90) -> None:
         self.store = store
         self.jpeg_quality = jpeg_quality
+        self._warned: set[str] = set()  # damaged records already named in a warning
 
     def put(
         self, frame: Frame, command: Command, *, fid: str, cycle: int, stage: str, node: str
@@ -119,8 +120,10 @@ class FrameStore:
         for fid in self.ids():
             try:
                 record = self.record(fid)
-            except StoreError as exc:
-                log.warning("skipping frame record: %s", exc)
+            except StoreError as exc:  # left in place: its image and command stay a frame's
+                if fid not in self._warned:
+                    self._warned.add(fid)
+                    log.warning("skipping frame record: %s", exc)
                 continue
             if record.image:
                 yield record
@@ -145,7 +148,10 @@ class FrameStore:
         self.store.delete(f"{IMAGES}/{fid}.jpg")
         if not keep_embedding:
             self.store.delete(f"{EMBEDS}/{fid}.pt")
-        data = self.store.read_json(f"{POSITIONS}/{fid}.json", default=None)
+        try:
+            data = self.store.read_json(f"{POSITIONS}/{fid}.json", default=None)
+        except StoreError:  # a damaged record: without its image it is no frame either way
+            return
         if isinstance(data, dict) and data.get("image"):
             self.store.write_json(f"{POSITIONS}/{fid}.json", {**data, "image": ""})
 
@@ -163,8 +169,13 @@ class FrameStore:
 
 
 def decode_jpeg(data: bytes, name: str) -> np.ndarray:
-    array = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(array, cv2.IMREAD_COLOR) if array.size else None
+    """A stored frame's pixels. A file cut short is refused too: the decoder would fill the missing
+    rows with grey and train on them (every frame is stored by cv2, which ends it with FFD9)."""
+    if not data:
+        raise StoreError(f"{name}: empty file")
+    if not data.endswith(b"\xff\xd9"):
+        raise StoreError(f"{name}: not a whole JPEG (cut short: no end marker)")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise StoreError(f"{name}: not a decodable JPEG")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -19,7 +19,9 @@ from transitions import Machine
 
 from ptzjepa import retention
 from ptzjepa import stages as stage_registry
+from ptzjepa.damage import Damaged, is_int, move_aside, read_json_checked, require
 from ptzjepa.errors import describe_structure_error
+from ptzjepa.store import StoreError
 
 if TYPE_CHECKING:
     from ptzjepa.node import Node
@@ -174,6 +176,50 @@ def _check(spec: MachineSpec, path: Path, check_stages: bool) -> None:
             raise MachineError(f"machine file {path}: transition {t.trigger!r} to unknown state {t.dest!r}")
 
 
+def check_saved_state(data: Any) -> None:
+    """Raise unless state/machine.json's content is one (for read_json_checked)."""
+    require(isinstance(data, dict), "not an object")
+    require(isinstance(data.get("machine"), str) and isinstance(data.get("state"), str), "no machine and state")
+    require(is_int(data.get("cycle")) and data["cycle"] >= 0, f"'cycle' is not a cycle number: {data.get('cycle')!r}")
+    first = data.get("first_cycle", 0)
+    require(is_int(first) and first >= 0, f"'first_cycle' is not a cycle number: {first!r}")
+
+
+def rebuild_state(spec: MachineSpec, node: Node) -> dict[str, Any] | None:
+    """The machine's state from what the store holds, when state/machine.json is lost: the newest
+    cycle that frames, progress files, dream sets or this node's checkpoints name, counted from the oldest
+    cycle a frame names; None when the store holds none of them (a new folder). The caller picks
+    the state to restart that cycle at."""
+    from ptzjepa.node import PROGRESS_DIR
+
+    store = node.store
+    cycles = [int(fid[1:6]) for fid in node.frames.record_ids() if fid[1:6].isdigit()]
+    first = min(cycles, default=0)
+    for name in store.list(PROGRESS_DIR, ".json"):
+        saved = _json_or_none(store, f"{PROGRESS_DIR}/{name}")
+        if isinstance(saved, dict) and is_int(saved.get("cycle")):
+            cycles.append(saved["cycle"])
+    # checkpoints count only where this node trained them: other nodes sharing the world models
+    # number their own cycles
+    for kind in ("world_models", "agents"):
+        for name in store.list_dirs(kind):
+            info = _json_or_none(store, f"{kind}/{name}/model_info.json")
+            session = info.get("session") if isinstance(info, dict) else None
+            if isinstance(session, dict) and session.get("node") == node.name and is_int(session.get("cycle")):
+                cycles.append(session["cycle"])
+    cycles += [int(s[1:6]) for s in store.list_dirs("dreams") if s[1:6].isdigit()]
+    if not cycles:
+        return None
+    return {"machine": spec.name, "state": spec.initial, "cycle": max(cycles), "first_cycle": first}
+
+
+def _json_or_none(store: Any, rel: str) -> Any:
+    try:
+        return store.read_json(rel, default=None)
+    except StoreError:  # damaged too: the stage that reads it deals with it
+        return None
+
+
 def mermaid(spec: MachineSpec) -> str:
     """The machine as a Mermaid state diagram (drawn by the transitions library)."""
     from transitions.extensions import GraphMachine
@@ -192,16 +238,19 @@ class Runner:
     def __init__(self, spec: MachineSpec, node: Node) -> None:
         self.spec = spec
         self.node = node
-        saved = node.store.read_json(MACHINE_STATE_FILE, default=None)
+        saved = self._read_saved()
         initial, node.cycle = spec.initial, 0
         self.first_cycle = 0  # where this machine's runs on the folder began: --cycles counts from it
-        if isinstance(saved, dict) and "cycle" in saved:
-            same = saved.get("machine") == spec.name and saved.get("state") in spec.state_names
-            initial, node.cycle = (saved["state"] if same else spec.initial), int(saved["cycle"])
-            self.first_cycle = int(saved.get("first_cycle", 0))
-            # A finished run, or another machine's run, goes on in a new cycle: frame ids and stage
-            # progress are per cycle, so cycle numbers are never reused in one data folder.
-            if not same or spec.state(initial).final:
+        if saved is not None:
+            same = saved["machine"] == spec.name and saved["state"] in spec.state_names
+            initial, node.cycle = (saved["state"] if same else spec.initial), saved["cycle"]
+            self.first_cycle = saved.get("first_cycle", 0)
+            if same and spec.state(initial).final and spec.state(initial).exit_code != 0:
+                # a cycle that ended in failure is not complete: the next run does it again
+                initial = self.restart_state(node.cycle)
+            elif not same or spec.state(initial).final:
+                # A finished run, or another machine's run, goes on in a new cycle: frame ids and
+                # stage progress are per cycle, so cycle numbers are never reused in one data folder.
                 initial, node.cycle = spec.initial, node.cycle + 1
             if not same:
                 self.first_cycle = node.cycle
@@ -215,6 +264,29 @@ class Runner:
             initial=initial, auto_transitions=False, ignore_invalid_triggers=False,
             model_attribute="state",
         )
+
+    def _read_saved(self) -> dict[str, Any] | None:
+        """state/machine.json, checked; a damaged one is moved aside (one warning) and rebuilt
+        from the store (rebuild_state)."""
+        try:
+            return read_json_checked(self.node.store, MACHINE_STATE_FILE, check_saved_state)
+        except Damaged as exc:
+            rebuilt = rebuild_state(self.spec, self.node)
+            if rebuilt is not None:
+                rebuilt["state"] = self.restart_state(rebuilt["cycle"], rebuilt["first_cycle"])
+            instead = ("nothing stored yet, so the run starts afresh" if rebuilt is None else
+                       f"rebuilt from the store: cycle {rebuilt['cycle']} restarts at {rebuilt['state']}")
+            move_aside(self.node.store, MACHINE_STATE_FILE, str(exc), instead, self.node.warn)
+            return rebuilt
+
+    def restart_state(self, cycle: int, first_cycle: int | None = None) -> str:
+        """Where a cycle is done again (after a failure, or with its state lost): the machine's
+        first state in its first cycle, else the state its loop returns to. Each stage resumes
+        from what it stored in that cycle (progress, sessions in checkpoints, dream chunks), so a
+        restart redoes nothing already done."""
+        first = self.first_cycle if first_cycle is None else first_cycle
+        _, loop_to = self.spec.main_path()
+        return self.spec.initial if cycle <= first or not loop_to else loop_to
 
     def next_cycle(self) -> None:
         self.node.cycle += 1

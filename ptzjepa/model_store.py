@@ -56,7 +56,7 @@ def action_table(config: Config, limits: PTZLimits) -> ActionTable:
 
 def world_models(node: Node) -> Checkpoints:
     """The population's checkpoints, in the shared store (storage.shared)."""
-    return Checkpoints(node.shared, WORLD_MODELS, keep=node.config.storage.keep_checkpoints)
+    return Checkpoints(node.shared, WORLD_MODELS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
 
 
 def population_names(config: Config) -> list[str]:
@@ -69,12 +69,17 @@ def trained_world_model(node: Node) -> tuple[str, dict[str, Any]] | None:
     best: tuple[float, str, dict[str, Any]] | None = None
     for name in store.names():
         info = store.current(name) or {}
-        if int(info.get("epochs_trained", 0)) < 1:
+        if _number(info.get("epochs_trained"), 0) < 1:
             continue
-        loss = float(info.get("last_loss", math.inf))
+        loss = _number(info.get("last_loss"), math.inf)
         if best is None or loss < best[0]:
             best = (loss, name, info)
     return None if best is None else (best[1], best[2])
+
+
+def _number(value: Any, default: float) -> float:
+    """A metadata number, or `default` where it is absent or not a number (never a crash)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
 def load_world_model(node: Node, name: str, device: torch.device) -> tuple[WorldModel, dict[str, Any]]:
@@ -115,8 +120,11 @@ def load_or_new_world_model(node: Node, name: str, mode: str, updates_per_epoch:
     if state is not None:
         model.load_state_dict(state["model"])
     elif cfg.init_from == "best" and (best := trained_world_model(node)) is not None:
-        parent_state, parent_meta = world_models(node).load(best[0], map_location="cpu")
-        if parent_meta.get("spec") == spec.to_dict():
+        try:
+            parent_state, parent_meta = world_models(node).load(best[0], map_location="cpu")
+        except CheckpointError:  # none of its versions loads: it was moved aside, start from scratch
+            parent_state, parent_meta = None, {}
+        if parent_state is not None and parent_meta.get("spec") == spec.to_dict():
             model.load_state_dict(parent_state["model"])
             meta = {"parent": f"{best[0]} v{parent_meta['version']}"}
     model = model.to(device)
@@ -236,7 +244,7 @@ def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldMod
 
 
 def agents(node: Node) -> Checkpoints:
-    return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints)
+    return Checkpoints(node.store, AGENTS, keep=node.config.storage.keep_checkpoints, warn=node.warn)
 
 
 def agent_names(node: Node) -> list[str]:
@@ -322,7 +330,7 @@ def _newest_agent(node: Node) -> str | None:
     """The node's most recently saved agent (by exact name: node `cam1` never takes `cam10`'s)."""
     store = agents(node)
     mine = set(agent_names(node))
-    found = [(((store.info(n) or {}).get("versions") or [{"saved": 0}])[-1]["saved"], n)
+    found = [(_number(((store.info(n) or {}).get("versions") or [{}])[-1].get("saved"), 0), n)
              for n in store.names() if n in mine]
     return max(found)[1] if found else None
 

@@ -14,12 +14,20 @@ import attrs
 
 from ptzjepa.camera.base import PTZCamera, PTZLimits
 from ptzjepa.config import Config
+from ptzjepa.damage import Damaged, is_int, move_aside, read_json_checked, require
 from ptzjepa.events import Events
 from ptzjepa.frames import FrameStore
 from ptzjepa.locks import LocalLocker, Locker, RedisLocker
 from ptzjepa.store import Store
 
 PROGRESS_DIR = "state/progress"
+
+
+def _check_progress(data: Any) -> None:
+    require(isinstance(data, dict), "not an object")
+    require(is_int(data.get("cycle")), "no cycle number")
+    for key in ("done", "total"):
+        require(key not in data or is_int(data[key]), f"{key!r} is not a number")
 
 
 @attrs.define
@@ -68,11 +76,36 @@ class Node:
         self._camera = camera
 
     def progress(self, stage: str) -> dict[str, Any]:
-        """A stage's saved progress in the current cycle; {} when it has none for this cycle."""
-        data = self.store.read_json(f"{PROGRESS_DIR}/{stage}.json", default=None)
+        """A stage's saved progress in the current cycle; {} when it has none for this cycle. A
+        damaged progress file is moved aside (one warning) and rebuilt from the stage's frames."""
+        rel = f"{PROGRESS_DIR}/{stage}.json"
+        try:
+            data = read_json_checked(self.store, rel, _check_progress)
+        except Damaged as exc:
+            data = self._rebuilt_progress(stage)
+            done = f"resuming {stage} at step {data['done']}" if data else f"{stage} starts its plan over"
+            move_aside(self.store, rel, str(exc), f"rebuilt from the stored frames: {done}", self.warn)
+            if data:
+                self.save_progress(stage, **{k: v for k, v in data.items() if k != "cycle"})
         if isinstance(data, dict) and data.get("cycle") == self.cycle:
             return data
         return {}
+
+    def _rebuilt_progress(self, stage: str) -> dict[str, Any]:
+        """A stage's progress from what it stored: one past its newest frame of this cycle (frame
+        ids are (cycle, stage, step), so a step redone after this rewrites its own frame)."""
+        prefix = f"c{self.cycle:05d}_{stage}_"
+        steps = [int(fid[len(prefix):]) for fid in self.frames.record_ids() if fid.startswith(prefix)]
+        return {"done": max(steps) + 1, "cycle": self.cycle} if steps else {}
+
+    def check_progress_files(self) -> None:
+        """At start-up: every stage's progress file, so that damage is found (and moved aside)
+        even in a stage this run does not reach."""
+        for name in self.store.list(PROGRESS_DIR, ".json"):
+            self.progress(name[: -len(".json")])
+
+    def warn(self, message: str) -> None:
+        self.events.emit("warning", message=message)
 
     def save_progress(self, stage: str, **data: Any) -> None:
         self.store.write_json(f"{PROGRESS_DIR}/{stage}.json", {**data, "cycle": self.cycle})

@@ -19,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from ptzjepa.store import Store
+from ptzjepa.damage import move_aside
+from ptzjepa.store import Store, StoreError
 
 LOCK_NAME = ".run.lock"
 LEASE_FILE = "state/run.lease"
@@ -85,7 +86,10 @@ class RunLock:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(timeout=5)
-            lease = self.store.read_json(LEASE_FILE, default=None)
+            try:
+                lease = self.store.read_json(LEASE_FILE, default=None)
+            except StoreError:  # damaged since: not ours to remove
+                lease = None
             if isinstance(lease, dict) and lease.get("token") == self._token:
                 self.store.delete(LEASE_FILE)
 
@@ -109,8 +113,24 @@ class RunLock:
 
     # --- remote ----------------------------------------------------------------------------
 
+    def _read_lease(self) -> dict | None:
+        """The lease file; a damaged one counts as held until no heartbeat could have missed it
+        for `lease_s`, then it is moved aside (docs/resilience.md)."""
+        try:
+            lease = self.store.read_json(LEASE_FILE, default=None)
+            if lease is None or (isinstance(lease, dict) and isinstance(lease.get("expires"), (int, float))):
+                return lease
+        except StoreError:
+            pass
+        written = self.store.modified(LEASE_FILE)
+        if time.time() - written < self.lease_s:
+            return {"expires": written + self.lease_s, "holder": "unknown: its lease file is damaged"}
+        move_aside(self.store, LEASE_FILE, "not a lease", f"no run has rewritten it for {self.lease_s:.0f} s, "
+                   "so this run takes the folder")
+        return None
+
     def _acquire_lease(self) -> None:
-        lease = self.store.read_json(LEASE_FILE, default=None)
+        lease = self._read_lease()
         if isinstance(lease, dict) and float(lease.get("expires", 0)) > time.time():
             raise RunLockedError(
                 f"another run is using {self.store.url} ({_describe(json.dumps(lease))}); "
@@ -136,6 +156,8 @@ class RunLock:
 def _describe(holder: str) -> str:
     try:
         info = json.loads(holder)
+        if "holder" in info:
+            return str(info["holder"])
         return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
     except ValueError:
         return "holder unknown"

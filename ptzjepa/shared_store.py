@@ -38,3 +38,10 @@ def open_shared(storage: StorageConfig, own: Store | None = None, create: bool =
         return own
     url = storage.shared_url()
     return Store(url, create=create, **storage_options(url, storage))
+
+
+def models_shared(storage: StorageConfig) -> bool:
+    """Whether the world models live in a store set apart for sharing (`storage.shared` differs
+    from `storage.data`), where other nodes' writes may be in flight: a start-up sweep there
+    removes only this host's dead writers' temporary files and stale ones."""
+    return bool(storage.shared) and storage.shared.rstrip("/") != storage.data.rstrip("/")

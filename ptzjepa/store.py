@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import socket
 import threading
 import time
 import uuid
@@ -24,6 +25,36 @@ from fsspec.implementations.local import LocalFileSystem
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory"}
 _TMP_MARK = ".tmp-"
 _STALE_TMP_S = 3600.0
+_HOST = socket.gethostname().replace("/", "_") or "host"
+
+
+def _temp_tag() -> str:
+    """Whose a temporary file is: `<pid>-<host>-<random>`, so a sweep on a shared folder can tell
+    a dead writer of this host (its pid is gone) from a live one or another host's."""
+    return f"{os.getpid()}-{_HOST}-{uuid.uuid4().hex}"
+
+
+def _temp_owner(name: str) -> tuple[int, str] | None:
+    """(pid, host) from a temporary file's name; None for a name this module did not make."""
+    tag = name.rpartition(_TMP_MARK)[2]
+    pid, _, rest = tag.partition("-")
+    host, _, _random = rest.rpartition("-")
+    return (int(pid), host) if pid.isdigit() and host else None
+
+
+def _stamp(info: dict[str, Any]) -> float:
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 _MEMORY_CREATE = threading.Lock()
@@ -106,7 +137,7 @@ class Store:
         if self._atomic_put:
             self.fs.pipe_file(final, data)
             return
-        tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{uuid.uuid4().hex}")
+        tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{_temp_tag()}")
         if self.is_local:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -149,7 +180,7 @@ class Store:
                 return False
             self.write_bytes(rel, data)
             return True
-        tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{uuid.uuid4().hex}")
+        tmp = posixpath.join(parent, f".{posixpath.basename(final)}{_TMP_MARK}{_temp_tag()}")
         try:
             if self.is_local:
                 with open(tmp, "wb") as handle:
@@ -203,6 +234,10 @@ class Store:
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.path(rel)))
 
+    def modified(self, rel: str) -> float:
+        """When a file was last written (seconds since the epoch; 0 where the store cannot say)."""
+        return _stamp(self.fs.info(self.path(rel)))
+
     def list(self, folder: str, suffix: str = "") -> list[str]:
         """Names (not paths) of the visible files in a folder, sorted; [] if it does not exist."""
         try:
@@ -242,6 +277,15 @@ class Store:
     def delete(self, rel: str) -> None:
         self._quiet_rm(self.path(rel))
 
+    def move(self, rel: str, dest: str) -> None:
+        """Rename a file or a folder inside the store (on object stores: copy, then delete)."""
+        src, dst = self.path(rel), self.path(dest)
+        if self.is_local:
+            os.makedirs(posixpath.dirname(dst), exist_ok=True)
+            os.replace(src, dst)
+            return
+        self.fs.mv(src, dst, recursive=self.fs.isdir(src))
+
     def delete_tree(self, rel: str) -> None:
         path = self.path(rel)
         if self.fs.exists(path):
@@ -250,8 +294,9 @@ class Store:
     def sweep_temp_files(self, folder: str = "", older_than_s: float = _STALE_TMP_S, shared: tuple[str, ...] = ()) -> int:
         """Remove temporary files left by writers that died; returns how many were removed.
 
-        In the `shared` sub-folders of `folder` (storage other nodes write to) only temporary files
-        older than an hour go, whatever `older_than_s` says: younger ones may be a live write."""
+        In the `shared` sub-folders of `folder` (storage other nodes write to) a temporary file goes
+        at once when its name says it is this host's and its process is gone; another host's (or
+        one whose owner cannot be told) only once older than an hour: it may be a live write."""
         try:
             found = self.fs.find(self.path(folder), detail=True, withdirs=False)
         except FileNotFoundError:
@@ -260,11 +305,15 @@ class Store:
         now = time.time()
         removed = 0
         for path, info in found.items():
-            if _TMP_MARK not in posixpath.basename(path):
+            name = posixpath.basename(path)
+            if _TMP_MARK not in name:
                 continue
-            mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
-            stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
-            age = _STALE_TMP_S if path.startswith(shared_paths) else older_than_s
+            stamp = _stamp(info)
+            age = older_than_s
+            if path.startswith(shared_paths):
+                owner = _temp_owner(name)
+                dead_here = owner is not None and owner[1] == _HOST and not _pid_alive(owner[0])
+                age = 0.0 if dead_here else _STALE_TMP_S
             if age <= 0 or now - stamp > age:
                 self._quiet_rm(path)
                 removed += 1

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
              "ptzjepa.swarm", "ptzjepa.swarm_view",
              # evaluation code (issue 11): runs nodes on the simulator and compares them
              "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
-    ("machine", ["ptzjepa.machine"]),
+    ("machine", ["ptzjepa.machine", "ptzjepa.store_check"]),
     ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
     # what a run measures about itself (issue 11), used by the evaluate and navigate stages
     ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
@@ -43,7 +43,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
     ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
                "ptzjepa.store", "ptzjepa.locks", "ptzjepa.events", "ptzjepa.frames", "ptzjepa.checkpoints",
-               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.contributions", "ptzjepa.redis_server",
+               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.damage", "ptzjepa.contributions",
+               "ptzjepa.redis_server",
                "sim", "sim.*"]),
     ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
 ]

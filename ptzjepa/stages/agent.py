@@ -17,6 +17,7 @@ import time
 import torch
 
 from ptzjepa import model_store
+from ptzjepa.damage import Damaged
 from ptzjepa.learning.dqn import DQNTrainer, dreams_to_transitions
 from ptzjepa.learning.dreamer import Dreams
 from ptzjepa.learning.replay import ReplayBuffer
@@ -34,7 +35,10 @@ def train_agent(node: Node) -> str:
         return "no_data"
     cfg = node.config.agent
     device = node.device()
-    info, chunks = load_set(node, sets[-1])
+    try:
+        info, chunks = load_set(node, sets[-1])
+    except Damaged:  # moved aside with a warning; the machine routes no_data to the dream stage
+        return "no_data"
     dreams = Dreams.cat([Dreams.from_dict(c, source=f"dreams/{sets[-1]}") for c in chunks])
     name = model_store.agent_name(node)
     agent, trainer, meta = model_store.load_or_new_agent(node, name, dreams, device)

@@ -15,6 +15,7 @@ from ptzjepa.camera.base import PTZ, PTZLimits
 from ptzjepa.config import CaptureConfig
 from ptzjepa.frames import Command, frame_id
 from ptzjepa.node import Node
+from ptzjepa.store import StoreError
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 
 STAGE = "capture"
@@ -87,7 +88,12 @@ def _return_to_last_frame(node: Node, plan: list[Step], done: int) -> None:
     for step in reversed(plan[:done]):
         fid = frame_id(node.cycle, STAGE, step.index)
         if node.store.exists(f"collected_positions/{fid}.json"):
-            move_back(node, node.frames.record(fid).ptz, why)
+            try:
+                record = node.frames.record(fid)
+            except StoreError as exc:  # a damaged record: the step before it may still tell
+                node.warn(f"resuming capture: frame record skipped: {exc}")
+                continue
+            move_back(node, record.ptz, why)
             return
         if step.command.kind == "absolute":
             move_back(node, step.command.value, why)

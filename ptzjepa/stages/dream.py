@@ -3,7 +3,8 @@
 Dreams start from the target encoder's tokens of stored frames (drawn from (seed, cycle)), roll
 out `dream_length` steps batched on the device, and are written in chunk files under
 `dreams/<set>/` with an info.json that names the world model and its version. info.json is written
-last and marks the set complete; a run killed midway resumes at the first missing chunk.
+last and marks the set complete; a run killed midway resumes at the first missing chunk, and a
+chunk found damaged later is moved aside and remade the same way (load_set).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import numpy as np
 import torch
 
 from ptzjepa import contributions, model_store
+from ptzjepa.checkpoints import CheckpointError
+from ptzjepa.damage import Damaged, is_damaged_name, is_int, load_reason, move_aside, read_json_checked, require
 from ptzjepa.data import pose_of, to_tensor
-from ptzjepa.learning.dreamer import DreamInterrupted, pool_tokens, rollout
+from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, pool_tokens, rollout
 from ptzjepa.node import Node
+from ptzjepa.store import StoreError
 
 STAGE = "dream"
 DREAMS = "dreams"
@@ -32,7 +36,10 @@ def dream(node: Node) -> str:
     if not records:
         return "no_data"
     device = node.device()
-    world_model, meta = model_store.load_world_model(node, name, device)
+    try:
+        world_model, meta = model_store.load_world_model(node, name, device)
+    except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
+        return "no_model"
     set_name = f"c{node.cycle:05d}-{name}-v{meta['version']:04d}"
     folder = f"{DREAMS}/{set_name}"
     rng = np.random.default_rng([cfg.seed, node.cycle])
@@ -76,7 +83,7 @@ def dream(node: Node) -> str:
         "chunks": len(chunks), "state_pool": cfg.state_pool, "actions": list(table.names),
     })
     node.events.emit("progress", stage=STAGE, done=cfg.number_of_dreams, total=cfg.number_of_dreams, unit="dreams")
-    contributions.count_dreams(node.shared, node.name, name, cfg.number_of_dreams)
+    contributions.count_dreams(node.shared, node.name, name, cfg.number_of_dreams, node.warn)
     _prune(node, keep=cfg.keep_sets)
     return "done"
 
@@ -101,20 +108,54 @@ def _start_batch(node: Node, records: list, size: int) -> tuple[torch.Tensor, to
 
 def complete_sets(node: Node) -> list[str]:
     """Dream sets whose info.json exists, oldest first (names sort by cycle)."""
-    return [s for s in node.store.list_dirs(DREAMS) if node.store.exists(f"{DREAMS}/{s}/info.json")]
+    return [s for s in node.store.list_dirs(DREAMS)
+            if not is_damaged_name(s) and node.store.exists(f"{DREAMS}/{s}/info.json")]
+
+
+def check_dream_info(data: object) -> None:
+    """Raise unless an info.json's content is one (for read_json_checked)."""
+    require(isinstance(data, dict), "not an object")
+    require(is_int(data.get("chunks")) and data["chunks"] >= 0, "no number of chunks")  # type: ignore[union-attr]
 
 
 def load_set(node: Node, set_name: str) -> tuple[dict, list[dict[str, torch.Tensor]]]:
-    info = node.store.read_json(f"{DREAMS}/{set_name}/info.json")
+    """A complete set's info and chunks. Damaged (after moving the damaged file aside, with a
+    warning, and removing info.json) when a file of it does not load: the set is then incomplete,
+    and the dream stage remakes the missing chunk from the chunk's own seed."""
+    folder = f"{DREAMS}/{set_name}"
+    redo = "the dream stage remakes the set (each chunk from its own seed)"
+    try:
+        info = read_json_checked(node.store, f"{folder}/info.json", check_dream_info)
+    except Damaged as exc:
+        move_aside(node.store, f"{folder}/info.json", str(exc), redo, node.warn)
+        raise
+    if info is None:
+        raise Damaged(f"{folder}/info.json: no such file")
     chunks = []
     for index in range(int(info["chunks"])):
-        data = node.store.read_bytes(f"{DREAMS}/{set_name}/chunk-{index:04d}.pt")
-        chunks.append(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+        rel = f"{folder}/chunk-{index:04d}.pt"
+        try:
+            raw = node.store.read_bytes(rel)
+            if not raw:
+                raise Damaged("empty file")
+            chunk = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+            Dreams.from_dict(chunk, source=rel)
+        except StoreError:
+            why = "missing"
+        except Exception as exc:  # a cut-short or garbled file raises whatever the unpickler meets
+            why = str(exc) if isinstance(exc, Damaged) else f"does not load ({load_reason(exc)})"
+        else:
+            chunks.append(chunk)
+            continue
+        if why != "missing":
+            move_aside(node.store, rel, why, redo, node.warn)
+        else:
+            node.events.emit("warning", message=f"dream chunk {rel} is missing; {redo}")
+        node.store.delete(f"{folder}/info.json")
+        raise Damaged(f"{rel}: {why}")
     return info, chunks
 
 
 def _prune(node: Node, keep: int) -> None:
-    sets = node.store.list_dirs(DREAMS)
-    complete = [s for s in sets if node.store.exists(f"{DREAMS}/{s}/info.json")]
-    for old in complete[:-keep]:
+    for old in complete_sets(node)[:-keep]:
         node.store.delete_tree(f"{DREAMS}/{old}")

@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from ptzjepa import model_store
+from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.camera.base import PTZ, Frame
 from ptzjepa.data import to_tensor
 from ptzjepa.frames import EMBEDS, Command, frame_id
 from ptzjepa.learning.dreamer import pool_tokens
 from ptzjepa.metrics import choice as choice_metric
 from ptzjepa.node import Node
+from ptzjepa.store import StoreError
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 from ptzjepa.stages.navigate_policy import random_action, sweep_action
 
@@ -46,7 +48,10 @@ def navigate(node: Node) -> str:
     if loaded is None and policy == "curiosity":
         return "no_agent"
     agent = loaded[0] if loaded is not None else None  # the baselines record its Q-values if there is one
-    world_model, _ = model_store.load_world_model(node, picked[0], device)
+    try:
+        world_model, _ = model_store.load_world_model(node, picked[0], device)
+    except CheckpointError:  # none of its versions loads (moved aside, with a warning): train one
+        return "no_model"
     cfg, limits = node.config.navigate, node.limits
     table = model_store.action_table(node.config, limits)
     per_round = cfg.movements + 1
@@ -165,11 +170,16 @@ def _resume_frame(node: Node, done: int, per_round: int):
     for step in range(done - 1, done - done % per_round - 1, -1):
         fid = frame_id(node.cycle, STAGE, step)
         if node.store.exists(f"collected_positions/{fid}.json"):
-            record = node.frames.record(fid)
-            if not record.image:  # the storage limits removed its image: nothing to navigate from
+            try:
+                record = node.frames.record(fid)
+                image = node.frames.image(record) if record.image else None
+            except StoreError as exc:  # a damaged frame: start the round afresh
+                node.warn(f"resuming navigation: {exc}; starting the round afresh")
+                return None
+            if image is None:  # the storage limits removed its image: nothing to navigate from
                 return None
             if not move_back(node, record.ptz, "resuming navigation: cannot return to the last "
                              "frame, starting the round afresh"):
                 return None
-            return Frame(node.frames.image(record), record.ptz, record.time)
+            return Frame(image, record.ptz, record.time)
     return None
