@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ptzjepa.data import MEAN, STD, pose_of
+from ptzjepa.damage import move_aside
 from ptzjepa.frames import FrameRecord, decode_jpeg
 from ptzjepa.store import Store, StoreError
 
@@ -80,9 +81,15 @@ class FrameBank:
 
     def _decode(self, store: Store, record: FrameRecord) -> np.ndarray | None:
         try:
-            image = decode_jpeg(store.read_bytes(record.image), record.image)
+            data = store.read_bytes(record.image)
         except StoreError as exc:
             log.warning("skipping frame %s: %s", record.id, exc)
+            return None
+        try:
+            image = decode_jpeg(data, record.image)
+        except StoreError as exc:  # read but damaged: kept aside, so the frame is read no more
+            move_aside(store, record.image, str(exc).removeprefix(f"{record.image}: "),
+                       f"frame {record.id} is skipped (its record stays, as a tracked position)")
             return None
         size = self.image_size
         return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))

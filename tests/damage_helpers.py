@@ -16,8 +16,10 @@ from ptzjepa import app
 from ptzjepa.config_loading import load_config
 
 NODE = "sweep"
-# Two epochs of each model, so that each has two checkpoint versions (keep_checkpoints is 2).
-SETTINGS = ("run.threads=1", f"run.node={NODE}", "world_model.epochs=2", "agent.epochs=2",
+# Two epochs of each model, so that each has two checkpoint versions (keep_checkpoints is 2): the
+# world model saves after every epoch here (checkpoint_every_s 0), not only at the stage's end.
+SETTINGS = ("run.threads=1", f"run.node={NODE}", "world_model.epochs=2", "world_model.checkpoint_every_s=0",
+            "agent.epochs=2",
             "capture.iterations=1", "navigate.iterations=1")
 DAMAGES = ("garbage", "empty", "truncated")
 
