@@ -30,6 +30,7 @@ from typing import Any
 
 from ptzjepa.damage import DAMAGED_MARK, Damaged, Warn, is_damaged_name, is_int, load_reason, log_warning, move_aside
 from ptzjepa.damage import read_json_checked, require, was_moved_aside
+from ptzjepa.fence_log import CLAIM, COMMIT, FenceLog
 from ptzjepa.store import Store, StoreError
 
 INFO = "model_info.json"
@@ -184,14 +185,17 @@ class Checkpoints:
             self._write_info(name, {**info, "versions": kept})
 
     def save(self, name: str, state: dict[str, Any], meta: dict[str, Any], base_version: int | None = None,
-             fence: int = 0) -> int:
+             fence: int = 0, node: str = "") -> int:
         """Commit a new version; returns its number. `meta` must be plain JSON data.
 
-        The commit is fenced by the store: the new version file is created only if no file has
-        its number yet (Store.create_bytes), one past every version file of the folder, and only
-        if the newest committed version's fencing token is not above `fence`. A writer that lost
-        its lease and was paused past a newer holder's commit therefore gets FenceRefused and
-        leaves no file behind.
+        With a fencing token (`fence` > 0, a lease's), the commit is decided by the model's fence
+        records (ptzjepa.fence_log): the writer takes the next number with a create-only record, or
+        uses its own lease's unused claim, only while the newest record's token is not above its
+        own, and writes the version file under that number only if no newer record has appeared
+        by then. A writer whose lease was granted again to another node (which claimed the model
+        before reading it) therefore gets FenceRefused and leaves no version behind, whether the
+        newer holder has committed yet or not. Without a token (agents, never shared) the version
+        is numbered past every version file and checked against the newest version's token only.
 
         `base_version` is the version the new state was trained from. Newer versions than that
         failed to load (the caller fell back past them), so they leave the history and their
@@ -203,15 +207,22 @@ class Checkpoints:
         listed = self.versions(name)
         pointed = int(current.get("version") or 0)  # committed, even if its file is gone
         newest = max(listed[-1] if listed else 0, pointed)
-        newest_fence = self._fence_of(name, newest) if newest else 0
-        if fence < newest_fence:
-            raise FenceRefused(f"{folder}: version {newest} was committed under fencing token {newest_fence}, "
-                               f"newer than this writer's {fence}")
-        version = max(newest, self._moved_aside(name)) + 1
+        log = FenceLog(self.store, folder)
+        if fence:
+            version = self._reserve(name, log, fence, node, COMMIT, newest)
+        else:
+            newest_fence = self._fence_of(name, newest) if newest else 0
+            if fence < newest_fence:
+                raise FenceRefused(f"{folder}: version {newest} was committed under fencing token {newest_fence}, "
+                                   f"newer than this writer's {fence}")
+            version = max(newest, self._moved_aside(name), log.head().number) + 1
         file = _file_name(version)
         own_meta = {**meta, "name": name, "version": version, "file": file, "fence": fence, "saved": time.time()}
         buffer = io.BytesIO()
         torch.save({FORMAT_KEY: FORMAT, "state": state, "meta": own_meta}, buffer)
+        if fence and (newer := log.newer(version)):  # checked again after the (slow) serialisation
+            raise FenceRefused(f"{folder}: fence record {newer} was made after this writer's {version} "
+                               f"(a newer lease claimed the model); token {fence} may not commit")
         if not self.store.create_bytes(f"{folder}/{file}", buffer.getvalue()):
             raise FenceRefused(f"{folder}: version {version} was committed by another writer first")
         known = {int(v["version"]): v for v in current.get("versions", [])}
@@ -222,7 +233,54 @@ class Checkpoints:
         info = {**own_meta, "versions": history[-self.keep:]}
         self._write_info(name, info)
         self._prune(name, {v["file"] for v in info["versions"]}, version)
+        if fence:
+            log.prune(version)
         return version
+
+    def claim(self, name: str, fence: int, node: str = "") -> int:
+        """Record in the model's folder that the lease with token `fence` now holds it, before it is
+        read: from then on the store refuses every commit of an older token. Returns the claim's
+        number; FenceRefused when a newer token has claimed or committed the model already."""
+        folder = f"{self.kind}/{name}"
+        current = self.info(name) or {}
+        listed = self.versions(name)
+        newest = max(listed[-1] if listed else 0, int(current.get("version") or 0))
+        return self._reserve(name, FenceLog(self.store, folder), fence, node, CLAIM, newest)
+
+    def newest_token(self, name: str) -> int:
+        """The highest fencing token the model's folder knows: its newest record's or its newest
+        version's (a grant must be above it, docs/distributed.md)."""
+        head = FenceLog(self.store, f"{self.kind}/{name}").head()
+        return max(head.token, int((self.current(name) or {}).get("fence") or 0))
+
+    def _reserve(self, name: str, log: FenceLog, fence: int, node: str, kind: str, newest: int) -> int:
+        """The number this writer may use: its own lease's unused claim, or the next one, taken with
+        a create-only record; FenceRefused when a newer token is there or the number was taken. A
+        claim that loses the race for a number tries the next (the old holder's last commit may have
+        taken it), as long as no newer token shows."""
+        folder = f"{self.kind}/{name}"
+        for _attempt in range(8):
+            head = log.head()
+            if head.number > newest:
+                top, what = head.token, f"{head.kind or 'fence record'} {head.number} was made"
+            elif head.number == newest:
+                top, what = head.token, f"version {newest} was committed"
+            else:  # a version from before fence records (or an unfenced one) is the newest
+                top, what = max(head.token, self._fence_of(name, newest)), f"version {newest} was committed"
+            if fence < top:
+                raise FenceRefused(f"{folder}: {what} under fencing token {top}, newer than this writer's {fence}")
+            aside = self._moved_aside(name)
+            if head.token == fence and head.number > max(newest, aside):
+                return head.number  # this lease's own claim, no version written under it yet
+            number = max(head.number, newest, aside) + 1
+            if log.create(number, kind, fence, node):
+                if newer := log.newer(number):
+                    raise FenceRefused(f"{folder}: fence record {newer} was made after this writer's {number} "
+                                       f"(a newer lease claimed the model); token {fence} may not {kind}")
+                return number
+            if kind == COMMIT:
+                raise FenceRefused(f"{folder}: version {number} was claimed or committed by another writer first")
+        raise FenceRefused(f"{folder}: could not take a fence record after 8 tries (too many writers racing)")
 
     def _fence_of(self, name: str, version: int) -> int:
         """The fencing token version `version` was committed under: from model_info.json when it

@@ -52,15 +52,17 @@ def lease_world_model(node, store: Checkpoints) -> tuple[str, Lease | None] | No
             lease.release()
             yielded = True
             continue
+        # it has a model: its places in the other models' queues would hold up their waiters
+        locker.leave_queues([f"{WORLD_MODELS}/{n}" for n in population_names(node.config.world_model.population)])
         return name, lease
     return (YIELDED, None) if yielded else None
 
 
 def committed_fence(store: Checkpoints, name: str) -> int:
-    """The fencing token of the model's newest commit: a grant must be above it, even from a lock
-    service that lost its counters (a Redis restarted without its data), or the store's fence
-    would refuse every writer from then on."""
-    return int((store.current(name) or {}).get("fence") or 0)
+    """The newest fencing token the model's folder knows (its newest claim or commit): a grant must
+    be above it, even from a lock service that lost its counters (a Redis restarted without its
+    data), or the store's fence would refuse every writer from then on."""
+    return store.newest_token(name)
 
 
 def allowance(node, store: Checkpoints, name: str) -> int | None:

@@ -228,7 +228,8 @@ def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldMod
         "parent": base.get("parent"), "cycle": node.cycle,
     }
     store = world_models(node)
-    version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"), fence=fence)
+    version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"), fence=fence,
+                         node=node.name)
     buffer = io.BytesIO()
     torch.save({"version": version, "trainer": trainer.state_dict()}, buffer)
     folder = f"{WORLD_MODELS}/{name}"

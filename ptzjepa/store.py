@@ -101,6 +101,10 @@ class Store:
         """Open the store at `url`, making its folder unless `create` is False (a reader such as
         `cli.py status` must leave a mistyped path as it found it)."""
         self.url = url
+        if url.split("://")[0] in ("s3", "s3a"):
+            # s3fs keeps every listing for the life of the process by default: a node would never
+            # see the versions and fence records other nodes write (exists() is answered from it too).
+            storage_options.setdefault("use_listings_cache", False)
         self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = root.rstrip("/") or "/"
         protocol = self.fs.protocol

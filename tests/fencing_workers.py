@@ -19,12 +19,11 @@ from ptzjepa.store import Store
 KIND = "world_models"
 
 
-def shared_store(url: str, endpoint: str = "") -> Store:
-    """The shared store; for S3, the test server's endpoint and its (any) keys, passed here as the
-    fork server's environment predates the S3 fixture's."""
-    if not endpoint:
-        return Store(url)
-    return Store(url, client_kwargs={"endpoint_url": endpoint}, key="test-key", secret="test-secret")
+def shared_store(url: str, options: dict | None = None) -> Store:
+    """The shared store, opened with the test server's options (S3: its endpoint and (any) keys;
+    SFTP: the password and known_hosts), passed here as the fork server's environment predates
+    the servers' fixtures."""
+    return Store(url, **(options or {}))
 
 
 def contend(redis_url: str, shared_url: str, node: str, names: list[str], seconds: float, out: str) -> None:
@@ -40,13 +39,18 @@ def contend(redis_url: str, shared_url: str, node: str, names: list[str], second
             if lease is None:
                 continue
             try:
+                try:
+                    ckpts.claim(name, lease.token, node)  # as the world-model stage does, before reading
+                except FenceRefused:
+                    refused += 1
+                    continue
                 for _ in range(2):
                     time.sleep(rng.uniform(0.0, 0.03))
                     if not fenced(lease):
                         break
                     try:
                         version = ckpts.save(name, {"w": torch.tensor([float(lease.token)])}, {"node": node},
-                                             fence=lease.token)
+                                             fence=lease.token, node=node)
                     except FenceRefused:
                         refused += 1
                         break
@@ -57,19 +61,22 @@ def contend(redis_url: str, shared_url: str, node: str, names: list[str], second
     Path(out).write_text(json.dumps({"node": node, "commits": commits, "refused": refused}))
 
 
-def paused_holder(redis_url: str, shared_url: str, endpoint: str, ready: str, out: str) -> None:
-    """Commit once, pass its own fence check for the next commit, then stop (SIGSTOP) right
-    there; whatever happens while it is stopped, it commits when it is continued."""
-    ckpts = Checkpoints(shared_store(shared_url, endpoint), KIND)  # the slow part first, before the lease
+def paused_holder(redis_url: str, shared_url: str, options: dict, ready: str, out: str) -> None:
+    """Lease wm-0, claim it and commit once as the world-model stage does, pass its own fence
+    check for the next commit, then stop (SIGSTOP) right there; whatever happens while it is
+    stopped, it commits when it is continued."""
+    ckpts = Checkpoints(shared_store(shared_url, options), KIND)  # the slow part first, before the lease
     locker = RedisLocker(redis_url, "paused", lease_s=1.0)
     lease = locker.acquire(f"{KIND}/wm-0")
     assert lease is not None
-    ckpts.save("wm-0", {"w": torch.full((4,), -1.0)}, {"node": "paused"}, fence=lease.token)
+    ckpts.claim("wm-0", lease.token, "paused")
+    ckpts.save("wm-0", {"w": torch.full((4,), -1.0)}, {"node": "paused"}, fence=lease.token, node="paused")
     assert fenced(lease)
     Path(ready).write_text(str(lease.token))
     os.kill(os.getpid(), signal.SIGSTOP)
     try:
-        version = ckpts.save("wm-0", {"w": torch.full((4,), -2.0)}, {"node": "paused"}, fence=lease.token)
+        version = ckpts.save("wm-0", {"w": torch.full((4,), -2.0)}, {"node": "paused"}, fence=lease.token,
+                             node="paused")
         outcome = f"committed version {version}"
     except FenceRefused as exc:
         outcome = f"refused: {exc}"

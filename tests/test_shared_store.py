@@ -13,6 +13,7 @@ import torch
 
 from ptzjepa.checkpoints import Checkpoints, FenceRefused
 from ptzjepa.config import StorageConfig
+from ptzjepa.fence_log import KEEP_RECORDS, FenceLog, Head, record_name
 from ptzjepa.shared_store import open_shared
 from ptzjepa.store import Store
 from tests.s3_server import BUCKET, s3_server
@@ -72,7 +73,7 @@ def test_a_commit_from_an_older_token_is_refused_and_the_newer_model_stays_curre
     ckpts = Checkpoints(shared, KIND, keep=3)
     assert ckpts.save("wm-0", _state(1.0), {"epochs_trained": 1}, fence=4) == 1
     assert ckpts.save("wm-0", _state(2.0), {"epochs_trained": 2}, fence=5) == 2  # a newer lease
-    with pytest.raises(FenceRefused, match="token 5, newer than this writer's 4"):
+    with pytest.raises(FenceRefused, match="version 2 was committed under fencing token 5, newer than this writer's 4"):
         ckpts.save("wm-0", _state(9.0), {"epochs_trained": 9}, fence=4)  # the stale holder wakes up
     state, meta = ckpts.load("wm-0")
     assert torch.equal(state["w"], _state(2.0)["w"]) and meta["version"] == 2 and meta["fence"] == 5
@@ -81,24 +82,45 @@ def test_a_commit_from_an_older_token_is_refused_and_the_newer_model_stays_curre
 
 
 def test_a_writer_beaten_to_the_next_version_is_refused_by_the_store(shared, monkeypatch):
-    """The writer listed the versions, then paused; meanwhile a newer holder committed the very
-    version number it was about to create. The store's create-only write refuses it."""
+    """The writer read the newest fence record, then paused; meanwhile a newer holder committed
+    under the very number it was about to take. The store's create-only write refuses it."""
     ckpts = Checkpoints(shared, KIND)
     ckpts.save("wm-0", _state(1.0), {}, fence=1)
     Checkpoints(shared, KIND).save("wm-0", _state(2.0), {}, fence=2)  # the newer holder's commit
-    real = Checkpoints.versions
-    calls = iter([[1]])  # what the paused writer listed before the newer commit
-
-    def stale_listing(self, name):
-        return next(calls, None) or real(self, name)
-
-    monkeypatch.setattr(Checkpoints, "versions", stale_listing)
-    monkeypatch.setattr(Checkpoints, "info", lambda self, name: None)  # its view held no pointer either
-    with pytest.raises(FenceRefused, match="version 2 was committed by another writer first"):
+    _stale_view(monkeypatch, Head(1, 1, "commit"))
+    with pytest.raises(FenceRefused, match="version 2 was claimed or committed by another writer first"):
         ckpts.save("wm-0", _state(9.0), {}, fence=1)
     monkeypatch.undo()
     state, meta = ckpts.load("wm-0")
     assert torch.equal(state["w"], _state(2.0)["w"]) and meta["fence"] == 2
+
+
+def test_a_stale_writer_that_takes_a_number_freed_by_pruning_is_refused_by_its_recheck(shared, monkeypatch):
+    """Old fence records are removed, so a writer paused long enough can win the create-only write
+    of a freed number; its re-check finds the newest record above it, and it writes no version."""
+    ckpts = Checkpoints(shared, KIND, keep=2)
+    ckpts.save("wm-0", _state(1.0), {}, fence=1)
+    for _ in range(KEEP_RECORDS + 3):
+        Checkpoints(shared, KIND, keep=2).save("wm-0", _state(2.0), {}, fence=2)
+    folder = f"{KIND}/wm-0"
+    assert not shared.exists(f"{folder}/{record_name(2)}")  # removed: the name is free again
+    _stale_view(monkeypatch, Head(1, 1, "commit"))
+    with pytest.raises(FenceRefused, match=r"fence record \d+ was made after this writer's 2"):
+        ckpts.save("wm-0", _state(9.0), {}, fence=1)
+    monkeypatch.undo()
+    assert not shared.exists(f"{folder}/ckpt-000002.pt")
+    _, meta = ckpts.load("wm-0")
+    assert meta["fence"] == 2 and meta["version"] == KEEP_RECORDS + 4
+
+
+def _stale_view(monkeypatch, head: Head) -> None:
+    """What a writer saw before it paused: the fence records' head and no version beyond it."""
+    real_head = FenceLog.head
+    calls = iter([head])
+    monkeypatch.setattr(FenceLog, "head", lambda self: next(calls, None) or real_head(self))
+    monkeypatch.setattr(Checkpoints, "versions", lambda self, name: [head.number])
+    monkeypatch.setattr(Checkpoints, "info", lambda self, name: None)
+    monkeypatch.setattr(Checkpoints, "_moved_aside", lambda self, name: 0)
 
 
 def test_the_version_files_not_the_pointer_say_which_model_is_current(shared):
@@ -168,7 +190,7 @@ def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_l
     refused = [e for e in seen if e.kind == "commit_refused"]
     assert len(refused) == 1 and "10000" in refused[0].data["reason"]
     assert any(e.kind == "warning" and "refused by the store" in e.data["message"] for e in seen)
-    assert model_store.world_models(node).versions("wm-0") == [1]
+    assert model_store.world_models(node).versions("wm-0") == [2]  # number 1 is the stage's own claim
     assert model_store.world_models(node).current("wm-0")["by"] == "newer"
     assert [f for f in _all_files(node.shared) if "tmp" in f] == []
     assert [f for f in _all_files(node.shared) if "optimizer" in f] == []  # a refused commit writes no optimiser
