@@ -57,12 +57,15 @@ class FrameBank:
             cls._banks[key] = cls(image_size, device)
         return cls._banks[key]
 
-    def select(self, store: Store, records: Sequence[FrameRecord], threads: int = 2) -> list[FrameRecord]:
+    def select(self, store: Store, records: Sequence[FrameRecord], threads: int = 2,
+               damaged: list[tuple[str, str]] | None = None) -> list[FrameRecord]:
         """Decode the records not yet held; drop rows no longer listed; returns the records that
-        are held, in order (an unreadable frame is skipped with a warning, never a crash)."""
+        are held, in order (an unreadable frame is skipped, never a crash). A frame image that is
+        there but does not decode is moved aside; with `damaged` given, (image, why) of each goes
+        there for the caller's one warning, else each gets a warning of its own."""
         missing = [r for r in records if r.id not in self.ids]
         with ThreadPoolExecutor(max(1, threads)) as pool:  # OpenCV decodes with the GIL released
-            decoded = list(pool.map(lambda r: self._decode(store, r), missing))
+            decoded = list(pool.map(lambda r: self._decode(store, r, damaged), missing))
         fresh = [(r, img) for r, img in zip(missing, decoded) if img is not None]
         wanted = {r.id for r in records}
         keep = [row for fid, row in self.ids.items() if fid in wanted]
@@ -79,7 +82,8 @@ class FrameBank:
             self.ids.update({r.id: start + i for i, (r, _) in enumerate(fresh)})
         return [r for r in records if r.id in self.ids]
 
-    def _decode(self, store: Store, record: FrameRecord) -> np.ndarray | None:
+    def _decode(self, store: Store, record: FrameRecord, damaged: list[tuple[str, str]] | None
+                ) -> np.ndarray | None:
         try:
             data = store.read_bytes(record.image)
         except StoreError as exc:
@@ -88,8 +92,13 @@ class FrameBank:
         try:
             image = decode_jpeg(data, record.image)
         except StoreError as exc:  # read but damaged: kept aside, so the frame is read no more
-            move_aside(store, record.image, str(exc).removeprefix(f"{record.image}: "),
-                       f"frame {record.id} is skipped (its record stays, as a tracked position)")
+            why = str(exc).removeprefix(f"{record.image}: ")
+            if damaged is None:
+                move_aside(store, record.image, why,
+                           f"frame {record.id} is skipped (its record stays, as a tracked position)")
+            else:  # list.append is atomic: the decoding threads share the list
+                move_aside(store, record.image, why, "", warn=lambda _message: None)
+                damaged.append((record.image, why))
             return None
         size = self.image_size
         return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))

@@ -222,17 +222,45 @@ def test_a_truncated_dream_chunk_when_resuming_at_train_agent(store_copy, capsys
 # --- frames -------------------------------------------------------------------------------
 
 
-def test_a_failed_cycle_is_not_counted_complete_and_the_next_run_redoes_it(store_copy, capsys):
-    images = list((store_copy / "collected_imgs").glob("*.jpg"))
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_every_frame_image_damaged_is_moved_aside_with_one_warning_and_captured_afresh(store_copy, capsys, how):
+    images = sorted((store_copy / "collected_imgs").glob("*.jpg"))
     for image in images:
-        damage(image, "garbage")
-    assert run_node(store_copy, cycles=2) == 1  # no frame of cycle 1 reads: the machine fails
+        damage(image, how)
+    assert run_node(store_copy, cycles=2) == 0  # no crash: the node goes on
+    assert (_machine(store_copy)["state"], _machine(store_copy)["cycle"]) == ("train_world_model", 2)
+    warned = [w for w in _warnings(capsys.readouterr().err) if "do not decode" in w]
+    assert len(warned) == 1 and f"{len(images)} frame image(s)" in warned[0] and "capturing afresh" in warned[0]
+    assert len(list((store_copy / "collected_imgs").glob("*.jpg.damaged-*"))) == len(images)
+    # cycle 1 captured frames of its own and trained on them (a commit in cycle 1), not on nothing
+    assert list((store_copy / "collected_imgs").glob("c00001_capture_*.jpg"))
+    assert meta_of(max((store_copy / KIND / "wm-0").glob("ckpt-*.pt")))["cycle"] >= 1
+
+
+def test_every_frame_of_the_first_cycle_damaged_makes_capture_take_them_again():
+    """In the cycle whose capture is done, the damaged frames' stage is told to capture again (its
+    progress goes), rewriting the same frame ids; then the world model trains on them."""
+    node = captured_node("world_model.epochs=1")
+    seen: list[str] = []
+    node.events.subscribe(lambda e: seen.append(e.data["message"]) if e.kind == "warning" else None)
+    ids = node.frames.ids()
+    for record in node.frames.records():
+        node.store.write_bytes(record.image, node.store.read_bytes(record.image)[:100])  # cut short
+    assert train_world_model(node) == "no_data"  # never training on nothing
+    assert len(seen) == 1 and "cut short" in seen[0] and "capturing afresh" in seen[0]
+    assert node.frames.ids() == [] and node.progress("capture") == {}
+    assert capture(node) == "done" and node.frames.ids() == ids
+    assert train_world_model(node) == "done"
+    assert Checkpoints(node.shared, KIND).versions("wm-0")
+
+
+def test_a_failed_cycle_is_not_counted_complete_and_the_next_run_redoes_it(store_copy, capsys, monkeypatch):
+    monkeypatch.setattr("ptzjepa.stages.world_model.train_world_model", lambda node: "failed")  # a failing stage
+    assert run_node(store_copy, cycles=2) == 1
     assert (_machine(store_copy)["state"], _machine(store_copy)["cycle"]) == ("failed", 1)
+    monkeypatch.undo()
     assert run_node(store_copy, cycles=2) == 0  # not counted: cycle 1 is done again
     assert (_machine(store_copy)["state"], _machine(store_copy)["cycle"]) == ("train_world_model", 2)
-    # the damaged images were moved aside, so the redone cycle captured frames of its own
-    assert list((store_copy / "collected_imgs").glob("c00001_capture_*.jpg"))
-    assert len(list((store_copy / "collected_imgs").glob("*.jpg.damaged-*"))) == len(images)
 
 
 # --- temporary files ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ import time
 from ptzjepa import model_store
 from ptzjepa.checkpoints import FenceRefused
 from ptzjepa.locks import LockerUnavailable, fenced
-from ptzjepa.node import Node
+from ptzjepa.node import PROGRESS_DIR, Node
 from ptzjepa.learning.session import Session
 from ptzjepa.training_frames import FrameBank, FrameSampler
 
@@ -65,6 +65,15 @@ def _train(node: Node, mode: str, stage: str) -> str:
         node.events.emit("balance", stage=stage, status="ahead on every free model: not training this cycle")
         return "done"
     resource = f"{model_store.WORLD_MODELS}/{name}"
+    try:
+        # The claim goes into the model's folder before the model is read: from here on the store
+        # refuses every commit of an older lease, whether or not this one has committed yet.
+        model_store.world_models(node).claim(name, lease.token, node.name)
+    except FenceRefused as exc:  # a newer lease claimed it already: ours is stale before it began
+        lease.release()
+        node.events.emit("warning", message=f"claim refused by the store: {exc}")
+        node.events.emit("commit_refused", model=name, token=lease.token, reason=str(exc))
+        return "locked"
     node.events.emit("lease", resource=resource, token=lease.token, acquire_s=time.monotonic() - asked)
     node.events.emit("lock", resource=resource, status=f"held by {node.name} (token {lease.token})")
     try:
@@ -78,10 +87,10 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     cfg = node.config.world_model
     device = node.device()
     bank = FrameBank.for_store(node.store.url, cfg.image_size, device)
-    records = bank.select(node.store, records, cfg.num_workers)
-    if not records:
-        node.events.emit("warning", message=f"world model {name}: no stored frame could be read")
-        return "failed"
+    damaged: list[tuple[str, str]] = []
+    records = bank.select(node.store, records, cfg.num_workers, damaged)
+    if (damaged or len(records) < MIN_FRAMES) and (outcome := _damaged_frames(node, stage, damaged, records)):
+        return outcome
     accumulation = max(1, cfg.global_batch_size // cfg.batch_size)
     per_epoch = math.ceil(cfg.updates_per_cycle / cfg.epochs) if cfg.updates_per_cycle else None
     sampler = FrameSampler(len(records), cfg.batch_size * accumulation, seed=cfg.seed, cycle=node.cycle,
@@ -127,6 +136,30 @@ def _train_leased(node: Node, mode: str, stage: str, name: str, lease, records: 
     if run.unsaved and not run.save():
         return "locked"
     return "done"
+
+
+def _damaged_frames(node: Node, stage: str, damaged: list[tuple[str, str]], records: list) -> str:
+    """One warning for all the frame images that did not decode (they were moved aside); when too
+    few frames are left to train on, capture's progress in this cycle is dropped, so that `no_data`
+    (which every machine routes to capture, or to its end) takes the frames afresh."""
+    left = len(records) >= MIN_FRAMES
+    if damaged:
+        shown = ", ".join(image for image, _ in sorted(damaged)[:3])
+        more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+        reasons = sorted({why for _, why in damaged})
+        instead = ("their records stay, as tracked positions" if left else
+                   f"{len(records)} readable frame(s) left, {MIN_FRAMES} needed: capturing afresh")
+        node.events.emit("warning", message=f"damaged file(s) {shown}{more}: {len(damaged)} frame image(s) "
+                         f"do not decode ({'; '.join(reasons)}); moved aside as <name>.damaged-<UTC time>; "
+                         f"{instead}")
+    if left:
+        return ""
+    if not damaged:
+        node.events.emit("warning", message=f"{stage}: {len(records)} stored frame(s) could be read, "
+                         f"needs at least {MIN_FRAMES}: capturing afresh")
+    if node.progress("capture"):
+        node.store.delete(f"{PROGRESS_DIR}/capture.json")
+    return "no_data"
 
 
 class _Clock:
