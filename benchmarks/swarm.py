@@ -13,7 +13,8 @@ then the spread of contributions (max/min over nodes) per setting.
 
 Scale (--scale): N nodes, once per population size, printing lock waits, acquire latency, leases,
 the Redis commands the swarm sent (INFO commandstats), per node and per lease, and how the nodes'
-runs ended (`cycles`: done; `stuck`: a node that lost the race for a free model too often).
+runs ended (`cycles`: done; `stuck`: a node that lost the race for a free model too often), the
+mean and longest lock wait, and how many nodes never got a model (no lease in their whole run).
 """
 
 from __future__ import annotations
@@ -114,14 +115,15 @@ def heterogeneous(args: argparse.Namespace, root: Path) -> None:
 
 def scale(args: argparse.Namespace, root: Path) -> None:
     print(f"{args.nodes} nodes, profile {args.profile}, {args.cycles} cycle(s) each")
-    print(f"{'models':>6s} {'seconds':>7s} {'leases':>6s} {'wait p50 s':>10s} {'wait p99 s':>10s} "
-          f"{'wait max s':>10s} {'acquire p50 ms':>14s} {'acquire p99 ms':>14s} {'redis cmds':>10s} "
-          f"{'cmds/lease':>10s} {'cmds/node/s':>11s}")
+    print(f"{'models':>6s} {'seconds':>7s} {'leases':>6s} {'wait mean s':>11s} {'wait p50 s':>10s} "
+          f"{'wait p99 s':>10s} {'wait max s':>10s} {'never leased':>12s} {'acquire p50 ms':>14s} "
+          f"{'acquire p99 ms':>14s} {'redis cmds':>10s} {'cmds/lease':>10s} {'cmds/node/s':>11s}")
+    rows = []
     for models in (int(x) for x in args.models.split(",")):
         plan = SwarmPlan(nodes=args.nodes, profile=args.profile, cycles=args.cycles, data=root / f"models-{models}",
                          sets=[f"world_model.population={models}", *args.set])
         _code, seconds, commands = run_swarm(plan)
-        waits, acquires, taken, ended = [], [], 0, {}
+        waits, acquires, taken, ended, never = [], [], 0, {}, 0
         for i in range(args.nodes):
             snap = node_status(plan, i)
             ended[snap.get("finished") or "?"] = ended.get(snap.get("finished") or "?", 0) + 1
@@ -129,15 +131,22 @@ def scale(args: argparse.Namespace, root: Path) -> None:
             waits += leases.get("lock_wait_s") or []
             acquires += leases.get("acquire_s") or []
             taken += int(leases.get("taken", 0))
+            never += int(leases.get("taken", 0)) == 0  # starved: the run ended without one lease
         total = sum(n for name, n in commands.items() if name not in {"info", "ping"})
-        print(f"{models:6d} {seconds:7.0f} {taken:6d} {percentile(waits, 50):10.2f} {percentile(waits, 99):10.2f} "
-              f"{max(waits, default=0):10.2f} {percentile(acquires, 50) * 1000:14.2f} "
-              f"{percentile(acquires, 99) * 1000:14.2f} {total:10d} {total / max(taken, 1):10.1f} "
-              f"{total / args.nodes / seconds:11.2f}")
+        mean = statistics.fmean(waits) if waits else 0.0
+        print(f"{models:6d} {seconds:7.0f} {taken:6d} {mean:11.2f} {percentile(waits, 50):10.2f} "
+              f"{percentile(waits, 99):10.2f} {max(waits, default=0):10.2f} {never:12d} "
+              f"{percentile(acquires, 50) * 1000:14.2f} {percentile(acquires, 99) * 1000:14.2f} {total:10d} "
+              f"{total / max(taken, 1):10.1f} {total / args.nodes / seconds:11.2f}")
+        rows.append({"models": models, "seconds": round(seconds, 1), "leases": taken, "wait_mean_s": round(mean, 2),
+                     "wait_p50_s": percentile(waits, 50), "wait_max_s": max(waits, default=0.0),
+                     "never_leased": never, "ended": ended, "redis_commands": total})
         busiest = sorted(commands.items(), key=lambda kv: -kv[1])[:6]
         print(f"{'':6s} busiest commands: " + ", ".join(f"{k} {v}" for k, v in busiest))
         print(f"{'':6s} nodes ended: " + ", ".join(f"{k} {v}" for k, v in sorted(ended.items())))
-        print(f"{'':6s} mean lock wait {statistics.fmean(waits) if waits else 0:.2f} s over {len(waits)} waits")
+        print(f"{'':6s} mean lock wait {mean:.2f} s over {len(waits)} waits", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 def main() -> None:
@@ -151,6 +160,7 @@ def main() -> None:
     parser.add_argument("--models", default="1,2,5,10", help="--scale: population sizes to try")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every node")
     parser.add_argument("--data", help="keep the swarms' folders here (default: a temporary folder)")
+    parser.add_argument("--json", help="--scale: also write the table's rows to this file")
     args = parser.parse_args()
     if args.quick:
         args.cycles, args.iterations = 1, "4,2,1"

@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Protocol
 
+from ptzjepa import lock_queue
 from ptzjepa.store import Store
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ class Locker(Protocol):
         """Who holds the resource, since when (epoch seconds) and under which token; None if free."""
         ...
 
+    def queue_place(self, resource: str) -> tuple[int, int]:
+        """Join (or stay in) the resource's queue of waiters; (this node's place from 1, waiters).
+        (0, 0) where the locker keeps no queue."""
+        ...
+
+    def leave_queues(self, resources: list[str]) -> None:
+        """Stop waiting for these resources (a lease was taken, or the node gave up)."""
+        ...
+
 
 _POLL_S = 0.2
 HISTORY_LEN = 200
@@ -154,6 +164,12 @@ class LocalLocker:
         with self._memory_guard:
             held = self._memory.get(self._key(resource))
             return None if held is None else dict(held)
+
+    def queue_place(self, resource: str) -> tuple[int, int]:
+        return 0, 0  # one machine: the OS lock is the only contention, no queue is kept
+
+    def leave_queues(self, resources: list[str]) -> None:
+        return None
 
     def _key(self, resource: str) -> str:
         return f"{self.store.url}#{resource}"
@@ -241,6 +257,8 @@ class RedisLocker:
             "local t = redis.call('INCR', KEYS[1]) "
             "if t <= tonumber(ARGV[1]) then t = tonumber(ARGV[1]) + 1 redis.call('SET', KEYS[1], t) end "
             "return t")
+        self._admit = self.client.register_script(lock_queue.ADMIT)
+        self._place = self.client.register_script(lock_queue.PLACE)
         kwargs = self.client.connection_pool.connection_kwargs
         self.where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
 
@@ -279,6 +297,41 @@ class RedisLocker:
             raise self._unavailable(exc) from None
         return _parse_holder(value.decode())
 
+    def _queue_keys(self, resource: str) -> tuple[str, str]:
+        """The resource's queue and the prefix of its waiters' keys (the node name follows)."""
+        return f"{self.prefix}:queue:{resource}", f"{self.prefix}:waiter:{resource}:"
+
+    def queue_place(self, resource: str) -> tuple[int, int]:
+        """Join the resource's queue (at the tail, if not in it yet) and renew this node's entry,
+        which expires lock_queue.ENTRY_S after the last renewal (a waiter that died leaves the queue)."""
+        import redis
+
+        queue, waiters = self._queue_keys(resource)
+        try:
+            place, alive = self._place(keys=[queue], args=[self.node, waiters, int(lock_queue.ENTRY_S * 1000)])
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+        return int(place), int(alive)
+
+    def queue(self, resource: str) -> list[str]:
+        """The live waiters for a resource, in arrival order (for status and tests)."""
+        queue, waiters = self._queue_keys(resource)
+        names = [m.decode() for m in self.client.zrange(queue, 0, -1)]
+        return [n for n in names if self.client.exists(waiters + n)]
+
+    def leave_queues(self, resources: list[str]) -> None:
+        import redis
+
+        pipe = self.client.pipeline()
+        for resource in resources:
+            queue, waiters = self._queue_keys(resource)
+            pipe.zrem(queue, self.node)
+            pipe.delete(waiters + self.node)
+        try:
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # the entries expire on their own
+            log.warning("event=queue_leave_failed reason=%s", str(exc).replace(" ", "_")[:120])
+
     def history(self, resource: str) -> list[dict]:
         """The resource's recent grants and releases, oldest first (see `_record`)."""
         raw = self.client.lrange(f"{self.prefix}:history:{resource}", 0, -1)
@@ -308,9 +361,19 @@ class RedisLocker:
             raise self._unavailable(exc) from None
 
     def _acquire(self, resource: str, wait_s: float, floor: int) -> Lease | None:
+        import redis.lock
+        queue, waiters = self._queue_keys(resource)
+        join = "1" if wait_s > 0 else "0"  # a blocking acquire waits its turn in the queue
+
+        class QueuedLock(redis.lock.Lock):
+            def do_acquire(inner, token: str) -> bool:  # noqa: N805 - redis-py's Lock hook
+                return bool(self._admit(keys=[inner.name, queue], args=[
+                    token, int(self.lease_s * 1000), self.node, waiters, join, int(lock_queue.ENTRY_S * 1000)]))
+
         lock = self.client.lock(
             self._lock_name(resource), timeout=self.lease_s, blocking=wait_s > 0,
             blocking_timeout=wait_s if wait_s > 0 else None, sleep=_POLL_S, thread_local=False,
+            lock_class=QueuedLock,
         )
         if not lock.acquire(token=f"{self.node}:{uuid.uuid4().hex}"):
             return None

@@ -65,6 +65,7 @@ class NodeStatus:
         self.dream_set: dict[str, Any] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, str] = {}
+        self.queue: dict[str, dict[str, int]] = {}  # resource -> this node's place in its fair queue
         # Lock timings for the swarm benchmark and docs/scale.md: each lease's acquire latency, and
         # each lock wait (from a training stage finding every model taken to the next lease, or to
         # giving up in waiting_for_lock; 0 for a lease taken at once).
@@ -114,6 +115,7 @@ class NodeStatus:
         elif e.data["outcome"] == "timeout" and self._wait_began is not None:
             self.lock_wait_s.append(e.time - self._wait_began)
             self._wait_began = None
+            self.queue.clear()  # it gave up waiting and left the queues
 
     def _on_transition(self, e: Event) -> None:
         self._enter(e.data["dest"], int(e.data.get("cycle", self.cycle)), e.time)
@@ -159,6 +161,10 @@ class NodeStatus:
         self.lease_acquire_s.append(float(e.data["acquire_s"]))
         self.lock_wait_s.append(e.time - self._wait_began if self._wait_began is not None else 0.0)
         self._wait_began = None
+        self.queue.clear()  # a lease taken: the node left every queue
+
+    def _on_queue(self, e: Event) -> None:
+        self.queue[e.data["resource"]] = {"place": int(e.data["place"]), "waiting": int(e.data["waiting"])}
 
     def _on_lock(self, e: Event) -> None:
         self.locks[e.data["resource"]] = e.data["status"]
@@ -222,6 +228,7 @@ class NodeStatus:
                 "dreams": {"made": self.dreams_made, **self.dream_set},
                 "models": {k: dict(v) for k, v in self.models.items()},
                 "locks": dict(self.locks),
+                "queue": {k: dict(v) for k, v in self.queue.items()},
                 "leases": {"taken": self.leases_taken, "acquire_s": [round(v, 5) for v in self.lease_acquire_s],
                            "lock_wait_s": [round(v, 4) for v in self.lock_wait_s]},
                 "disk_bytes": self.disk_bytes,

@@ -107,3 +107,49 @@ def test_local_tokens_stay_above_the_committed_floor(tmp_path):
         assert second.token == 6
     with locker.acquire("m") as third:
         assert third.token == 7
+
+
+def test_redis_waiters_take_a_freed_model_in_arrival_order_and_a_late_comer_waits_its_turn(redis_url):
+    prefix = uuid.uuid4().hex
+    a, b, c, late = (RedisLocker(redis_url, n, lease_s=5, password=PASSWORD, prefix=prefix)
+                     for n in ("node-a", "node-b", "node-c", "node-late"))
+    held = a.acquire("wm")
+    assert held is not None and a.queue_place("wm") == (1, 1)  # nobody else waits: a is alone in it
+    a.leave_queues(["wm"])
+    assert b.queue_place("wm") == (1, 1) and c.queue_place("wm") == (2, 2) and b.queue_place("wm") == (1, 2)
+    held.release()
+    assert c.acquire("wm") is None and late.acquire("wm") is None  # free, but b came first
+    first = b.acquire("wm")
+    assert first is not None and b.queue("wm") == ["node-c"]
+    assert c.queue_place("wm") == (1, 1)  # b left the queue with its lease
+    first.release()
+    assert late.acquire("wm") is None  # a late comer who never queued does not jump ahead of c
+    second = c.acquire("wm")
+    assert second is not None and second.token > first.token and c.queue("wm") == []
+    second.release()
+    assert late.acquire("wm") is not None  # no one waits now: whoever comes takes it
+
+
+def test_a_waiter_that_dies_leaves_the_queue_when_its_entry_expires(redis_url, monkeypatch):
+    from ptzjepa import lock_queue
+
+    monkeypatch.setattr(lock_queue, "ENTRY_S", 0.3)
+    prefix = uuid.uuid4().hex
+    dead, alive = (RedisLocker(redis_url, n, lease_s=5, password=PASSWORD, prefix=prefix) for n in ("dead", "alive"))
+    assert dead.queue_place("wm") == (1, 1) and alive.queue_place("wm") == (2, 2)
+    assert alive.acquire("wm") is None  # the first waiter's entry is live: its turn
+    time.sleep(0.5)  # the first waiter renews no more (it died): its entry runs out
+    lease = alive.acquire("wm")
+    assert lease is not None and alive.queue("wm") == []
+    lease.release()
+
+
+def test_a_blocking_acquire_queues_itself_and_is_served_in_turn(redis_url):
+    prefix = uuid.uuid4().hex
+    a, b = (RedisLocker(redis_url, n, lease_s=5, password=PASSWORD, prefix=prefix) for n in ("node-a", "node-b"))
+    held = a.acquire("wm")
+    assert held is not None
+    assert b.acquire("wm", wait_s=0.5) is None  # it waited, in the queue, while a held the model
+    assert b.queue("wm") == ["node-b"]
+    b.leave_queues(["wm"])
+    held.release()

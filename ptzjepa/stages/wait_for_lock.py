@@ -1,10 +1,12 @@
 """The waiting_for_lock stage: every shared world model is leased by another node; wait for one.
 
-It polls the locker, backing off from a fraction of a second to a few seconds (with jitter, so
-waiting nodes do not poll in step), until some model of the population is free (`free`), the
-configured wait is over (`timeout`, which the machine routes on so that the node keeps working
-with what it has), or a stop is requested. Who holds each model, under which token and for how
-long goes to the events stream, so the live view shows what the node is waiting for.
+It joins every model's fair queue in the locker (Redis: arrival order; ptzjepa.lock_queue) and polls,
+backing off from a fraction of a second to a few seconds (with jitter, so waiting nodes do not poll
+in step; every half second once it is first in a queue), until a model is free and no one who came
+before it waits for that model (`free`), the configured wait is over (`timeout`, which the machine
+routes on so that the node keeps working with what it has; it leaves the queues then), or a stop is
+requested. Who holds each model, under which token and for how long, and the node's place in each
+queue go to the events stream, so the live view and `status` show what the node is waiting for.
 
 When the lock service itself is out of reach (Redis stopped, the network down), the node stays
 here, says so once, and retries with the same backoff; that time does not count towards
@@ -23,6 +25,7 @@ from ptzjepa.node import Node
 STAGE = "wait_for_lock"
 _FIRST_POLL_S = 0.2
 _MAX_POLL_S = 5.0
+_NEXT_UP_POLL_S = 0.5
 LOCK_SERVICE = "lock service"  # the `lock` events' resource for the lock service's own state
 
 
@@ -38,6 +41,16 @@ def describe(info: dict | None, now: float) -> str:
 def wait_for_lock(node: Node) -> str:
     locker = node.locker()
     resources = [f"{model_store.WORLD_MODELS}/{n}" for n in model_store.population_names(node.config)]
+    outcome = _wait(node, locker, resources)
+    if outcome != "free":  # a node going on without a model must not hold up the queues
+        try:
+            locker.leave_queues(resources)
+        except LockerUnavailable:
+            pass  # its entries expire on their own
+    return outcome
+
+
+def _wait(node: Node, locker, resources: list[str]) -> str:
     deadline = time.monotonic() + node.config.locks.wait_s
     poll = _FIRST_POLL_S
     jitter = random.Random(f"{node.name}:{node.cycle}")
@@ -45,13 +58,13 @@ def wait_for_lock(node: Node) -> str:
     while True:
         began, now = time.monotonic(), time.time()
         try:
-            free = _any_free(node, locker, resources, now)
+            free, next_up = _any_free(node, locker, resources, now)
         except LockerUnavailable as exc:
             if str(exc) != unreachable:
                 unreachable = str(exc)
                 node.events.emit("warning", message=f"{exc}; retrying")
             node.events.emit("lock", resource=LOCK_SERVICE, status=f"{exc}; retrying")
-            free = False
+            free, next_up = False, False
         else:
             if unreachable:
                 node.events.emit("lock", resource=LOCK_SERVICE, status="reachable again")
@@ -61,6 +74,8 @@ def wait_for_lock(node: Node) -> str:
         if time.monotonic() >= deadline and not unreachable:
             return "timeout"
         pause = poll * (0.5 + jitter.random())
+        if next_up:  # first in a queue: the model is this node's as soon as it frees
+            pause = min(pause, _NEXT_UP_POLL_S)
         if not unreachable:
             pause = min(pause, max(0.0, deadline - time.monotonic()))
         if node.stop.wait(pause):
@@ -70,11 +85,19 @@ def wait_for_lock(node: Node) -> str:
         poll = min(poll * 2, _MAX_POLL_S)
 
 
-def _any_free(node: Node, locker, resources: list[str], now: float) -> bool:
-    """Whether a model is free; who holds each one goes out as lock events."""
-    free = False
+def _any_free(node: Node, locker, resources: list[str], now: float) -> tuple[bool, bool]:
+    """(whether a model is free for this node, whether it is first in some model's queue). A free
+    model is this node's only when no one who came before waits for it (the fair queue); who
+    holds each model and the node's place go out as lock events (the view and `status`)."""
+    free = next_up = False
     for resource in resources:
         info = locker.holder_info(resource)
-        node.events.emit("lock", resource=resource, status=describe(info, now))
-        free = free or info is None
-    return free
+        place, waiting = locker.queue_place(resource)
+        status = describe(info, now)
+        if waiting:
+            status += f"; place {place} of {waiting} in its queue"
+            node.events.emit("queue", resource=resource, place=place, waiting=waiting)
+        node.events.emit("lock", resource=resource, status=status)
+        free = free or (info is None and place <= 1)
+        next_up = next_up or place == 1
+    return free, next_up
