@@ -3,6 +3,7 @@ number of models for many nodes. Real `cli.py run` processes, a real redis-serve
 
     python benchmarks/swarm.py [--quick] [--cycles 3] [--iterations 20,10,5]
     python benchmarks/swarm.py --scale --nodes 20 --models 1,2,5,10 [--cycles 1]
+    python benchmarks/swarm.py --s3 --nodes 8 --models 2 --cycles 3
 
 Heterogeneous (default): nodes A, B, C with `capture.iterations` 20, 10, 5 (tiny profile) share
 the population, once with `world_model.balance` off and once on. Per node it prints the optimiser
@@ -10,6 +11,10 @@ updates it contributed to the shared models (from their metadata), its frames, i
 (from finding every model taken to its next lease; 0 for a lease taken at once) and its lease
 acquire latency (the locker's calls), p50/p99 from the `lease` events each node's status keeps;
 then the spread of contributions (max/min over nodes) per setting.
+
+S3 (--s3): N nodes whose shared store is the S3 (moto) server, keeping every version; afterwards
+each model's versions are read back: how many load, how many do not follow the version before
+them (a version lost or trained from an older one), and whether a token ever went backwards.
 
 Scale (--scale): N nodes, once per population size, printing lock waits, acquire latency, leases,
 the Redis commands the swarm sent (INFO commandstats), per node and per lease, and how the nodes'
@@ -149,6 +154,49 @@ def scale(args: argparse.Namespace, root: Path) -> None:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
+def store_load(args: argparse.Namespace, root: Path) -> None:
+    """N nodes on the S3 (moto) server for several cycles, then every version read back: each must
+    load, follow the version before it (its `base_version`), and carry a token no lower than it."""
+    import io
+    import uuid
+
+    import torch
+
+    from ptzjepa.checkpoints import WORLD_MODELS, Checkpoints
+    from ptzjepa.store import Store
+    from tests.s3_server import BUCKET, s3_server
+
+    with s3_server() as endpoint:
+        url = f"s3://{BUCKET}/swarm-{uuid.uuid4().hex[:8]}"
+        plan = SwarmPlan(nodes=args.nodes, profile=args.profile, cycles=args.cycles, data=root / "s3",
+                         sets=[f"storage.shared={url}", f"storage.s3_endpoint={endpoint}",
+                               "storage.keep_checkpoints=1000", f"world_model.population={args.models.split(',')[0]}",
+                               *args.set])
+        code, seconds, _ = run_swarm(plan)
+        ckpts = Checkpoints(Store(url, client_kwargs={"endpoint_url": endpoint}), WORLD_MODELS, keep=1000)
+        print(f"{args.nodes} nodes on S3 (moto), {args.cycles} cycles, exit {code}, {seconds:.0f} s")
+        print(f"{'model':6s} {'versions':>8s} {'load':>5s} {'chain breaks':>12s} {'token drops':>11s} "
+              f"{'tokens':>14s} {'nodes':>5s}")
+        for name in ckpts.names():
+            versions, loaded, breaks, drops, tokens, nodes = ckpts.versions(name), 0, 0, 0, [], set()
+            before = None
+            for version in versions:
+                try:
+                    raw = ckpts.store.read_bytes(f"{WORLD_MODELS}/{name}/ckpt-{version:06d}.pt")
+                    meta = torch.load(io.BytesIO(raw), weights_only=True)["meta"]
+                except Exception as exc:  # a version that does not load is what this run looks for
+                    print(f"  {name} v{version} does not load: {exc}")
+                    continue
+                loaded += 1
+                breaks += before is not None and meta.get("base_version") != before
+                drops += bool(tokens) and int(meta["fence"]) < tokens[-1]
+                tokens.append(int(meta["fence"]))
+                nodes.add(meta.get("trained_by"))
+                before = version
+            print(f"{name:6s} {len(versions):8d} {loaded:5d} {breaks:12d} {drops:11d} "
+                  f"{f'{tokens[0]}..{tokens[-1]}' if tokens else '-':>14s} {len(nodes):5d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smallest run: 1 cycle, iterations 4,2,1, 1 epoch")
@@ -156,7 +204,8 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--iterations", default="20,10,5", help="capture.iterations of nodes A, B, C, ...")
-    parser.add_argument("--nodes", type=int, default=20, help="--scale: how many nodes")
+    parser.add_argument("--s3", action="store_true", help="a shared store under load: nodes on the S3 (moto) server")
+    parser.add_argument("--nodes", type=int, default=0, help="how many nodes (--scale: 20, --s3: 8)")
     parser.add_argument("--models", default="1,2,5,10", help="--scale: population sizes to try")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every node")
     parser.add_argument("--data", help="keep the swarms' folders here (default: a temporary folder)")
@@ -167,7 +216,8 @@ def main() -> None:
         args.set = ["world_model.epochs=1", "agent.epochs=1", *args.set]
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         root = Path(args.data) if args.data else Path(tmp)
-        (scale if args.scale else heterogeneous)(args, root)
+        args.nodes = args.nodes or (8 if args.s3 else 20)
+        (store_load if args.s3 else scale if args.scale else heterogeneous)(args, root)
 
 
 if __name__ == "__main__":

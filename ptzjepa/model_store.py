@@ -226,6 +226,7 @@ def save_world_model(node: Node, name: str, model: WorldModel, trainer: WorldMod
         "contributions": contributions.add(base.get("contributions"), node.name, updates=int(work["updates"]),
                                            frames=int(work["frames"]), epochs=new_epochs, seconds=work["seconds"]),
         "parent": base.get("parent"), "cycle": node.cycle,
+        "base_version": base.get("version"),  # what these weights were trained from (a chain check)
     }
     store = world_models(node)
     version = store.save(name, {"model": model.state_dict()}, meta, base_version=base.get("version"), fence=fence,

@@ -26,10 +26,13 @@ def shared_store(url: str, options: dict | None = None) -> Store:
     return Store(url, **(options or {}))
 
 
-def contend(redis_url: str, shared_url: str, node: str, names: list[str], seconds: float, out: str) -> None:
-    """Lease whichever model is free, commit two versions under the lease, release; repeat."""
+def contend(redis_url: str, shared_url: str, node: str, names: list[str], seconds: float, out: str,
+            options: dict | None = None) -> None:
+    """Lease whichever model is free, claim it, commit two versions under the lease, release;
+    repeat for `seconds` from the first reply of the store (an S3 client's start is slow)."""
     locker = RedisLocker(redis_url, node, lease_s=5.0)
-    ckpts = Checkpoints(shared_store(shared_url), KIND, keep=1000)
+    ckpts = Checkpoints(shared_store(shared_url, options), KIND, keep=1000)
+    ckpts.versions(names[0])
     rng = random.Random(node)
     commits, refused = [], 0
     until = time.time() + seconds

@@ -153,3 +153,30 @@ def test_a_blocking_acquire_queues_itself_and_is_served_in_turn(redis_url):
     assert b.queue("wm") == ["node-b"]
     b.leave_queues(["wm"])
     held.release()
+
+
+def test_waiting_for_lock_shows_the_nodes_place_in_each_queue_and_leaves_them_when_it_gives_up(redis_url, monkeypatch):
+    from ptzjepa.config_loading import load_config
+    from ptzjepa.node import Node
+    from ptzjepa.stages.wait_for_lock import wait_for_lock
+    from ptzjepa.status import NodeStatus
+
+    prefix = uuid.uuid4().hex
+    monkeypatch.setenv("PTZJEPA_REDIS_PASSWORD", PASSWORD)
+    config = load_config("tiny", ["run.node=cam-b", "locks.kind=redis", f"locks.redis_url={redis_url}",
+                                  "locks.wait_s=0.3", "world_model.population=1"])
+    node = Node(config=config, store=Store(f"memory://queue-{prefix}"))
+    node._locker = RedisLocker(redis_url, "cam-b", lease_s=5, password=PASSWORD, prefix=prefix)
+    holder = RedisLocker(redis_url, "cam-a", lease_s=5, password=PASSWORD, prefix=prefix)
+    ahead = RedisLocker(redis_url, "cam-first", lease_s=5, password=PASSWORD, prefix=prefix)
+    lease = holder.acquire("world_models/wm-0")
+    assert lease is not None and ahead.queue_place("world_models/wm-0") == (1, 1)
+    status = NodeStatus()
+    node.events.subscribe(status)
+    assert wait_for_lock(node) == "timeout"
+    snap = status.snapshot()
+    assert "held by cam-a" in snap["locks"]["world_models/wm-0"]
+    assert "place 2 of 2 in its queue" in snap["locks"]["world_models/wm-0"]
+    assert snap["queue"] == {"world_models/wm-0": {"place": 2, "waiting": 2}}
+    assert node._locker.queue("world_models/wm-0") == ["cam-first"]  # it gave up: out of the queue
+    lease.release()

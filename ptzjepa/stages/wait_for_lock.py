@@ -1,9 +1,9 @@
 """The waiting_for_lock stage: every shared world model is leased by another node; wait for one.
 
-It joins every model's fair queue in the locker (Redis: arrival order; ptzjepa.lock_queue) and polls,
-backing off from a fraction of a second to a few seconds (with jitter, so waiting nodes do not poll
-in step; every half second once it is first in a queue), until a model is free and no one who came
-before it waits for that model (`free`), the configured wait is over (`timeout`, which the machine
+It joins every model's fair queue in the locker (Redis: arrival order; ptzjepa.lock_queue) and
+polls, backing off from a fraction of a second to a few seconds (with jitter, so waiting nodes do
+not poll in step; every half second per place once it is among the first four of a queue), until a
+model is free and no one who came before it waits for that model (`free`), the configured wait is over (`timeout`, which the machine
 routes on so that the node keeps working with what it has; it leaves the queues then), or a stop is
 requested. Who holds each model, under which token and for how long, and the node's place in each
 queue go to the events stream, so the live view and `status` show what the node is waiting for.
@@ -25,7 +25,11 @@ from ptzjepa.node import Node
 STAGE = "wait_for_lock"
 _FIRST_POLL_S = 0.2
 _MAX_POLL_S = 5.0
+# A node among the first _NEAR_HEAD of a queue polls every _NEXT_UP_POLL_S times its place: a
+# lease can be shorter than the longest backoff, and a model must not sit free while its next
+# holder sleeps. The others back off as before.
 _NEXT_UP_POLL_S = 0.5
+_NEAR_HEAD = 4
 LOCK_SERVICE = "lock service"  # the `lock` events' resource for the lock service's own state
 
 
@@ -64,7 +68,7 @@ def _wait(node: Node, locker, resources: list[str]) -> str:
                 unreachable = str(exc)
                 node.events.emit("warning", message=f"{exc}; retrying")
             node.events.emit("lock", resource=LOCK_SERVICE, status=f"{exc}; retrying")
-            free, next_up = False, False
+            free, next_up = False, 0
         else:
             if unreachable:
                 node.events.emit("lock", resource=LOCK_SERVICE, status="reachable again")
@@ -74,8 +78,8 @@ def _wait(node: Node, locker, resources: list[str]) -> str:
         if time.monotonic() >= deadline and not unreachable:
             return "timeout"
         pause = poll * (0.5 + jitter.random())
-        if next_up:  # first in a queue: the model is this node's as soon as it frees
-            pause = min(pause, _NEXT_UP_POLL_S)
+        if next_up:  # near the head of a queue: the model may be this node's at the next release,
+            pause = min(pause, _NEXT_UP_POLL_S * next_up)  # which must not wait for a slow poll
         if not unreachable:
             pause = min(pause, max(0.0, deadline - time.monotonic()))
         if node.stop.wait(pause):
@@ -85,11 +89,12 @@ def _wait(node: Node, locker, resources: list[str]) -> str:
         poll = min(poll * 2, _MAX_POLL_S)
 
 
-def _any_free(node: Node, locker, resources: list[str], now: float) -> tuple[bool, bool]:
-    """(whether a model is free for this node, whether it is first in some model's queue). A free
-    model is this node's only when no one who came before waits for it (the fair queue); who
-    holds each model and the node's place go out as lock events (the view and `status`)."""
-    free = next_up = False
+def _any_free(node: Node, locker, resources: list[str], now: float) -> tuple[bool, int]:
+    """(whether a model is free for this node, its best place among the first _NEAR_HEAD of a
+    queue, else 0). A free model is this node's only when no one who came before waits for it (the
+    fair queue); who holds each model and the node's place go out as lock events (the view and
+    `status`)."""
+    free, next_up = False, 0
     for resource in resources:
         info = locker.holder_info(resource)
         place, waiting = locker.queue_place(resource)
@@ -99,5 +104,6 @@ def _any_free(node: Node, locker, resources: list[str], now: float) -> tuple[boo
             node.events.emit("queue", resource=resource, place=place, waiting=waiting)
         node.events.emit("lock", resource=resource, status=status)
         free = free or (info is None and place <= 1)
-        next_up = next_up or place == 1
+        if 1 <= place <= _NEAR_HEAD:
+            next_up = min(next_up or place, place)
     return free, next_up
