@@ -137,6 +137,21 @@ def test_the_version_files_not_the_pointer_say_which_model_is_current(shared):
     assert ckpts.save("wm-0", _state(3.0), {}, fence=2) == 3
 
 
+def test_an_s3_shared_store_sees_what_another_node_wrote_after_its_own_first_listing(s3_endpoint):
+    """s3fs keeps listings for the life of the process by default; a node would then never see
+    the versions and fence records other nodes commit (and `exists` would say no)."""
+    import s3fs
+
+    prefix = uuid.uuid4().hex[:8]
+    mine = open_shared(StorageConfig(shared=f"s3://{BUCKET}/{prefix}", s3_endpoint=s3_endpoint))
+    mine.write_bytes(f"{KIND}/wm-0/fence-000001.json", b"{}")
+    assert mine.list(f"{KIND}/wm-0") == ["fence-000001.json"]
+    other = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}, skip_instance_cache=True)
+    other.pipe_file(f"{BUCKET}/{prefix}/{KIND}/wm-0/fence-000002.json", b"{}")  # another node's write
+    assert mine.list(f"{KIND}/wm-0") == ["fence-000001.json", "fence-000002.json"]
+    assert mine.exists(f"{KIND}/wm-0/fence-000002.json")
+
+
 def test_an_sftp_server_whose_host_key_is_not_known_is_refused(sftp, tmp_path, monkeypatch):
     _, port, _ = sftp
     monkeypatch.setenv("PTZJEPA_SFTP_PASSWORD", PASSWORD)
