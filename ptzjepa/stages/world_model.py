@@ -15,6 +15,10 @@ Each save records this node's work since the last one (updates, frames, seconds)
 contributions; with balancing on, the loop stops at this node's update allowance. A save whose
 lease is lost or whose commit the store refuses (a newer holder committed) drops the work since
 the last save and ends the stage `locked`; a lock service that is down ends it `locked` too.
+The lease's claim goes into the model's folder before the model is read (docs/distributed.md).
+Frame images that do not decode are moved aside with one warning; when fewer than two frames are
+left, capture's progress in this cycle goes and the stage ends `no_data`, so the frames are taken
+afresh instead of training on nothing.
 """
 
 from __future__ import annotations
