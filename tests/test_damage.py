@@ -222,11 +222,10 @@ def test_a_truncated_dream_chunk_when_resuming_at_train_agent(store_copy, capsys
 # --- frames -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["truncated", "garbage"])
-def test_every_frame_image_damaged_is_moved_aside_with_one_warning_and_captured_afresh(store_copy, capsys, how):
+def test_every_frame_image_damaged_is_moved_aside_with_one_warning_and_captured_afresh(store_copy, capsys):
     images = sorted((store_copy / "collected_imgs").glob("*.jpg"))
     for image in images:
-        damage(image, how)
+        damage(image, "truncated")  # every stored JPEG cut short (garbage is found the same way)
     assert run_node(store_copy, cycles=2) == 0  # no crash: the node goes on
     assert (_machine(store_copy)["state"], _machine(store_copy)["cycle"]) == ("train_world_model", 2)
     warned = [w for w in _warnings(capsys.readouterr().err) if "do not decode" in w]
