@@ -22,10 +22,11 @@ Kinds emitted, with their data keys (tests/test_events.py checks this list again
     model_saved [kind, name, version, path, loss]   after every epoch of a training stage
     lock [resource, status]                      resource "lock service" when Redis is out of reach
     lease [resource, token, acquire_s]           a world model leased; acquire_s: choosing it and the locker's calls
+    queue [resource, place, waiting]             waiting_for_lock: this node's place in a model's fair queue
     disk [bytes, frames]                         after every stage, once storage limits are applied
     warning [message]
 
-    commit_refused [model, token, reason]        the shared store refused a commit (fencing)
+    commit_refused [model, token, reason]        the shared store refused a claim or a commit (fencing)
     balance [stage, model, allowed_updates, status]   balancing bounds or skips this node's training
 
 The logs take stage starts and ends, lock events and the run's start and finish at INFO,
