@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ptzjepa.config_loading import load_config  # noqa: E402
-from ptzjepa.machine import Runner, load_machine  # noqa: E402
-from ptzjepa.node import Node  # noqa: E402
-from ptzjepa.store import Store  # noqa: E402
+from ptzjepa.config.loading import load_config  # noqa: E402
+from ptzjepa.node.context import Node  # noqa: E402
+from ptzjepa.run.machine import Runner, load_machine  # noqa: E402
+from ptzjepa.storage.store import Store  # noqa: E402
 
 STAGES = ["capture", "train_world_model", "dream", "train_agent", "navigate"]
 MB = 1e6

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
-from ptzjepa.learning.actions import ActionTable, PoseLimits  # noqa: E402
-from ptzjepa.learning.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
-from ptzjepa.learning.jepa import WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.agent.actions import ActionTable, PoseLimits  # noqa: E402
+from ptzjepa.learning.agent.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
+from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model  # noqa: E402
 
 SIM_SPEC = WorldModelSpec()  # the defaults are the sim config: vit_tiny, patch 14, 224 px
 

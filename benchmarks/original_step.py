@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ptzjepa.learning.jepa import WorldModel
-from ptzjepa.learning.wm_optim import build_optimizer
-from ptzjepa.learning.wm_steps import (
+from ptzjepa.learning.world_model.jepa import WorldModel
+from ptzjepa.learning.world_model.optim import build_optimizer
+from ptzjepa.learning.world_model.steps import (
     Reduction,
     StepStats,
     add_parts,

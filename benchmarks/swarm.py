@@ -30,9 +30,9 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ptzjepa.redis_server import RedisServer  # noqa: E402
-from ptzjepa.status import STATUS_FILE  # noqa: E402
-from ptzjepa.swarm import SHARED_DIR, Swarm, SwarmPlan  # noqa: E402
+from ptzjepa.distributed.redis_server import RedisServer  # noqa: E402
+from ptzjepa.distributed.swarm import SHARED_DIR, Swarm, SwarmPlan  # noqa: E402
+from ptzjepa.view.status import STATUS_FILE  # noqa: E402
 
 NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

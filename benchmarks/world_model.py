@@ -19,8 +19,8 @@ EMA) on random images already on the device, every path on the same network and 
              back to the default mode, and says so;
 - stage:     what the train_world_model stage runs by default, at the shipped profiles'
              semantics: micro-batches of B (pairs only inside each) accumulated to
-             --global-batch frames per update, all in one batched pass (wm_batched), on CUDA
-             captured as one CUDA graph with AdamW and the EMA (wm_graph). Its pairs are the
+             --global-batch frames per update, all in one batched pass (world_model.batched), on CUDA
+             captured as one CUDA graph with AdamW and the EMA (world_model.graph). Its pairs are the
              (global / B)·B² of an update; its warm-up (eager updates and the capture) is
              printed. Compare it with the `original` row of the same B: the original ran
              global / B such steps per update.
@@ -47,14 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
-from ptzjepa.learning.sizes import TransformerSize  # noqa: E402
-from ptzjepa.learning.vit import PRESETS  # noqa: E402
 from ptzjepa.learning.schedules import make_schedules  # noqa: E402
-from ptzjepa.learning.wm_batched import batched_pair_step  # noqa: E402
-from ptzjepa.learning.wm_graph import WARMUP_UPDATES  # noqa: E402
-from ptzjepa.learning.wm_steps import pair_step  # noqa: E402
-from ptzjepa.learning.wm_optim import WorldModelTrainer, build_optimizer  # noqa: E402
+from ptzjepa.learning.sizes import TransformerSize  # noqa: E402
+from ptzjepa.learning.world_model.batched import batched_pair_step  # noqa: E402
+from ptzjepa.learning.world_model.graph import WARMUP_UPDATES  # noqa: E402
+from ptzjepa.learning.world_model.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.world_model.optim import WorldModelTrainer, build_optimizer  # noqa: E402
+from ptzjepa.learning.world_model.steps import pair_step  # noqa: E402
+from ptzjepa.learning.world_model.vit import PRESETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_step import naive_step, original_numerics, original_optimizer, original_update  # noqa: E402

@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.config import Config
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import COMMANDS, EMBEDS, IMAGES, FrameStore, decode_jpeg
-from ptzjepa.learning.dreamer import pool_tokens
-from ptzjepa.machine import MACHINE_STATE_FILE
-from ptzjepa.node import PROGRESS_DIR, Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.config.settings import Config
+from ptzjepa.learning.agent.dreamer import pool_tokens
+from ptzjepa.node import model_store
+from ptzjepa.node.context import PROGRESS_DIR, Node
+from ptzjepa.run.machine import MACHINE_STATE_FILE
 from ptzjepa.stages.dream import complete_sets, load_set
-from ptzjepa.store import Store
+from ptzjepa.storage.frames import COMMANDS, EMBEDS, IMAGES, FrameStore, decode_jpeg
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 
 _ID = re.compile(r"^c(\d{5})_([a-z_]+)_(\d{6})$")

@@ -9,8 +9,8 @@ import logging
 import pytest
 import torch
 
-from ptzjepa.data import FrameDataset, frame_loader
-from ptzjepa.training_frames import FrameBank
+from ptzjepa.node.frame_tensors import FrameDataset, frame_loader
+from ptzjepa.node.training_frames import FrameBank
 from ptzjepa.stages.world_model import train_world_model
 from tests.stage_helpers import captured_node
 
@@ -34,7 +34,7 @@ def test_a_corrupt_frame_is_skipped_with_a_warning_naming_it(how, caplog):
     bad = records[2]
     _damage(node, bad, how)
     dataset = FrameDataset(node.store.url, records, SIZE, cache_frames=8)
-    with caplog.at_level(logging.WARNING, logger="ptzjepa.data"):
+    with caplog.at_level(logging.WARNING, logger="ptzjepa.node.frame_tensors"):
         items = [dataset[i] for i in range(len(records))]
     assert items[2] is None
     assert all(item[0].shape == (3, SIZE, SIZE) for i, item in enumerate(items) if i != 2)
@@ -66,7 +66,7 @@ def test_training_goes_on_past_a_corrupt_frame_and_fails_only_when_none_reads(ca
     node = captured_node("world_model.epochs=1")
     records = list(node.frames.records())
     _damage(node, records[1], "truncated")
-    with caplog.at_level(logging.WARNING, logger="ptzjepa.data"):
+    with caplog.at_level(logging.WARNING, logger="ptzjepa.node.frame_tensors"):
         assert train_world_model(node) == "done"
     assert any(records[1].id in r.getMessage() for r in caplog.records)
     warnings: list[str] = []

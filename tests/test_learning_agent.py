@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptzjepa.learning.dqn import (
+from ptzjepa.learning.agent.dqn import (
     DQNSettings,
     DQNTrainer,
     dreams_to_transitions,
     param_groups,
     select_reward,
 )
-from ptzjepa.learning.dreamer import Dreams
-from ptzjepa.learning.qnet import QNetSpec, QNetwork
-from ptzjepa.learning.replay import ReplayBuffer, Transitions
+from ptzjepa.learning.agent.dreamer import Dreams
+from ptzjepa.learning.agent.qnet import QNetSpec, QNetwork
+from ptzjepa.learning.agent.replay import ReplayBuffer, Transitions
 
 D, N, A = 16, 16, 5  # token width, tokens (4x4 grid), actions
 
@@ -213,7 +213,7 @@ def test_step_soft_updates_target_and_skips_decay_on_biases_and_norms():
 
 
 def test_standard_reward_norm_keeps_the_order_and_sets_the_scale():
-    from ptzjepa.learning.dqn import normalise_rewards
+    from ptzjepa.learning.agent.dqn import normalise_rewards
 
     raw = torch.tensor([[0.20, 0.21, 0.25], [0.19, 0.30, 0.22]])
     z = normalise_rewards(raw, "standard")

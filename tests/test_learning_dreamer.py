@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ptzjepa.camera.settings import LimitsConfig
-from ptzjepa.config import Modulation, default_actions
-from ptzjepa.learning.actions import ActionTable, PoseLimits
-from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
-from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
+from ptzjepa.config.settings import Modulation, default_actions
+from ptzjepa.learning.agent.actions import ActionTable, PoseLimits
+from ptzjepa.learning.agent.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
 from ptzjepa.learning.sizes import TransformerSize
+from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model
 
 B, T = 6, 3
 

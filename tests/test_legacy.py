@@ -1,6 +1,6 @@
-from ptzjepa.config_loading import load_config
-from ptzjepa.legacy import translate
-from ptzjepa.machine import load_machine
+from ptzjepa.config.loading import load_config
+from ptzjepa.run.legacy import translate
+from ptzjepa.run.machine import load_machine
 
 
 def test_original_flags_map_onto_settings():

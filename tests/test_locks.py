@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from ptzjepa.locks import LocalLocker, RedisLocker, fenced
-from ptzjepa.store import Store
+from ptzjepa.distributed.locks import LocalLocker, RedisLocker, fenced
+from ptzjepa.storage.store import Store
 from tests.redis_server import redis_server
 
 PASSWORD = "redis-test-pw-7781"

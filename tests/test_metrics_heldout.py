@@ -6,17 +6,17 @@ import attrs
 import pytest
 import torch
 
-from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import EMBEDS
+from ptzjepa.config.loading import load_config
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.choice import load_choices
 from ptzjepa.metrics.coverage import frames_taken
-from ptzjepa.node import Node
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
 from ptzjepa.stages.evaluate import COVERAGE, evaluate
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
+from ptzjepa.storage.frames import EMBEDS
 from tests.stage_helpers import captured_node
 
 

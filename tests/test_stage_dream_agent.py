@@ -1,7 +1,7 @@
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.learning.dreamer import Dreams
+from ptzjepa.learning.agent.dreamer import Dreams
+from ptzjepa.node import model_store
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import DREAMS, complete_sets, dream, load_set
 from ptzjepa.stages.navigate import navigate

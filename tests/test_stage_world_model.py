@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.data import FrameDataset, collate_skipping_bad
+from ptzjepa.node import model_store
+from ptzjepa.node.frame_tensors import FrameDataset, collate_skipping_bad
 from ptzjepa.stages.world_model import pretrain_world_model, train_world_model
 from tests.conftest import REPO
 from tests.stage_helpers import captured_node
@@ -76,9 +76,9 @@ def test_pretrain_mode_trains_with_masks():
 def test_no_frames_is_an_outcome_not_a_crash():
     import uuid
 
-    from ptzjepa.config_loading import load_config
-    from ptzjepa.node import Node
-    from ptzjepa.store import Store
+    from ptzjepa.config.loading import load_config
+    from ptzjepa.node.context import Node
+    from ptzjepa.storage.store import Store
 
     node = Node(config=load_config("tiny"), store=Store(f"memory://empty-{uuid.uuid4().hex}"))
     assert train_world_model(node) == "no_data"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ptzjepa.data import FrameDataset
-from ptzjepa.training_frames import FrameBank, FrameSampler
+from ptzjepa.node.frame_tensors import FrameDataset
+from ptzjepa.node.training_frames import FrameBank, FrameSampler
 from tests.stage_helpers import captured_node
 
 

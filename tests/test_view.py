@@ -5,10 +5,10 @@ import uuid
 
 from rich.console import Console
 
-from ptzjepa.events import Events
-from ptzjepa.status import NodeStatus, StatusWriter, STATUS_FILE
-from ptzjepa.store import Store
-from ptzjepa.view import coverage_map, render, sparkline
+from ptzjepa.storage.store import Store
+from ptzjepa.view.events import Events
+from ptzjepa.view.live import coverage_map, render, sparkline
+from ptzjepa.view.status import NodeStatus, StatusWriter, STATUS_FILE
 from tests.conftest import REPO
 
 

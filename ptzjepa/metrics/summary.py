@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from ptzjepa.frames import EMBEDS
 from ptzjepa.metrics.choice import load_choices
 from ptzjepa.metrics.coverage import CellGrid, coverage, frames_taken
 from ptzjepa.metrics.heldout import HELDOUT
-from ptzjepa.store import Store, StoreError
+from ptzjepa.storage.frames import EMBEDS
+from ptzjepa.storage.store import Store, StoreError
 
 # name -> (what it is, whether larger is better); the order of the table and the plots
 METRICS: dict[str, tuple[str, bool]] = {

@@ -14,13 +14,13 @@ from collections import Counter
 import attrs
 import numpy as np
 
-from ptzjepa.app import CONFIG_SNAPSHOT
-from ptzjepa.checkpoints import AGENTS, INFO
-from ptzjepa.frames import EMBEDS, POSITIONS
 from ptzjepa.logs import redact_url
 from ptzjepa.report.gather_files import read_many
 from ptzjepa.report.stored_metrics import StoredMetrics, read_stored_metrics
-from ptzjepa.store import Store
+from ptzjepa.run.app import CONFIG_SNAPSHOT
+from ptzjepa.storage.checkpoints import AGENTS, INFO
+from ptzjepa.storage.frames import EMBEDS, POSITIONS
+from ptzjepa.storage.store import Store
 
 _EPOCH_FILE = re.compile(r"^c(\d+)-e(\d+)\.jsonl$")
 

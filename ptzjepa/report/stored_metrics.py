@@ -15,7 +15,7 @@ import re
 import attrs
 
 from ptzjepa.report.gather_files import flatten_numbers, read_many
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 
 HELDOUT = "metrics/heldout"
 COVERAGE = "metrics/coverage"

@@ -12,11 +12,11 @@ import attrs
 import numpy as np
 
 from ptzjepa.camera.base import PTZ, PTZLimits
-from ptzjepa.config import CaptureConfig
-from ptzjepa.frames import Command, frame_id
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.config.settings import CaptureConfig
+from ptzjepa.node.context import Node
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
+from ptzjepa.storage.frames import Command, frame_id
+from ptzjepa.storage.store import StoreError
 
 STAGE = "capture"
 

@@ -23,17 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ptzjepa import model_store
-from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.camera.base import PTZ, Frame
-from ptzjepa.data import to_tensor
-from ptzjepa.frames import EMBEDS, Command, frame_id
-from ptzjepa.learning.dreamer import pool_tokens
+from ptzjepa.learning.agent.dreamer import pool_tokens
 from ptzjepa.metrics import choice as choice_metric
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.node.frame_tensors import to_tensor
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 from ptzjepa.stages.navigate_policy import random_action, sweep_action
+from ptzjepa.storage.checkpoints import CheckpointError
+from ptzjepa.storage.frames import EMBEDS, Command, frame_id
+from ptzjepa.storage.store import StoreError
 
 STAGE = "navigate"
 

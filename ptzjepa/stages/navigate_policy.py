@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptzjepa.camera.base import PTZ
-from ptzjepa.learning.actions import ActionTable
+from ptzjepa.learning.agent.actions import ActionTable
 
 
 def random_action(table: ActionTable, rng: np.random.Generator) -> int:

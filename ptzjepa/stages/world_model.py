@@ -23,12 +23,12 @@ import json
 import math
 import time
 
-from ptzjepa import model_store
-from ptzjepa.checkpoints import FenceRefused
-from ptzjepa.locks import LockerUnavailable, fenced
-from ptzjepa.node import Node
+from ptzjepa.distributed.locks import LockerUnavailable, fenced
 from ptzjepa.learning.session import Session
-from ptzjepa.training_frames import FrameBank, FrameSampler
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.node.training_frames import FrameBank, FrameSampler
+from ptzjepa.storage.checkpoints import FenceRefused
 
 STAGE = "train_world_model"
 MIN_FRAMES = 2
