@@ -8,7 +8,8 @@ from ptzjepa.config.loading import load_config
 from ptzjepa.node import retention
 from ptzjepa.node.context import Node
 from ptzjepa.run.machine import Runner, load_machine
-from ptzjepa.storage.frames import COMMANDS, EMBEDS, IMAGES, POSITIONS, Command, FrameStore, frame_id
+from ptzjepa.storage.embeddings import EMBEDS
+from ptzjepa.storage.frames import COMMANDS, IMAGES, POSITIONS, Command, FrameStore, frame_id
 from ptzjepa.storage.store import Store, StoreError
 
 

@@ -22,7 +22,8 @@ from collections import defaultdict
 
 from ptzjepa.config.settings import StorageConfig
 from ptzjepa.node.context import Node
-from ptzjepa.storage.frames import COMMANDS, EMBEDS, IMAGES, POSITIONS, FrameStore
+from ptzjepa.storage.embeddings import embedding_path
+from ptzjepa.storage.frames import COMMANDS, IMAGES, POSITIONS, FrameStore
 
 MIN_FRAMES = 2
 """The fewest frames any limit leaves: ptzjepa.stages.world_model.MIN_FRAMES (not imported here,
@@ -112,8 +113,8 @@ def _removed_files(fid: str, cfg: StorageConfig) -> list[str]:
     """The store-relative files that _remove deletes for a frame."""
     if not (cfg.track_positions or cfg.track_all):
         return _all_files(fid)
-    return [f"{IMAGES}/{fid}.jpg"] + ([] if cfg.track_all else [f"{EMBEDS}/{fid}.pt"])
+    return [f"{IMAGES}/{fid}.jpg"] + ([] if cfg.track_all else [embedding_path(fid)])
 
 
 def _all_files(fid: str) -> list[str]:
-    return [f"{IMAGES}/{fid}.jpg", f"{POSITIONS}/{fid}.json", f"{COMMANDS}/{fid}.json", f"{EMBEDS}/{fid}.pt"]
+    return [f"{IMAGES}/{fid}.jpg", f"{POSITIONS}/{fid}.json", f"{COMMANDS}/{fid}.json", embedding_path(fid)]

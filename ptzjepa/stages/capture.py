@@ -87,7 +87,7 @@ def _return_to_last_frame(node: Node, plan: list[Step], done: int) -> None:
     why = "resuming capture: cannot return to the last frame, relative moves go on from here"
     for step in reversed(plan[:done]):
         fid = frame_id(node.cycle, STAGE, step.index)
-        if node.store.exists(f"collected_positions/{fid}.json"):
+        if node.frames.has_record(fid):
             try:
                 record = node.frames.record(fid)
             except StoreError as exc:  # a damaged record: the step before it may still tell

@@ -17,7 +17,6 @@ moves' (ptzjepa.metrics.choice), stored in `metrics/choice/` and with the move's
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import torch
@@ -32,7 +31,8 @@ from ptzjepa.node.frame_tensors import to_tensor
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 from ptzjepa.stages.navigate_policy import random_action, sweep_action
 from ptzjepa.storage.checkpoints import CheckpointError
-from ptzjepa.storage.frames import EMBEDS, Command, frame_id
+from ptzjepa.storage.embeddings import EmbeddingRecord, write_embedding
+from ptzjepa.storage.frames import Command, frame_id
 from ptzjepa.storage.store import StoreError
 
 STAGE = "navigate"
@@ -153,13 +153,9 @@ def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tens
 def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
                      choice: dict) -> None:
     pooled = pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
-    buffer = io.BytesIO()
-    record = {"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
-              "reward": torch.tensor(reward), "q": choice["q"], "policy": node.config.navigate.policy}
-    if "percentile" in choice:
-        record["choice_percentile"] = choice["percentile"]
-    torch.save(record, buffer)
-    node.store.write_bytes(f"{EMBEDS}/{fid}.pt", buffer.getvalue())
+    write_embedding(node.store, fid, EmbeddingRecord(
+        embedding=pooled, ptz=ptz.as_tuple(), action=action, reward=reward, q=choice["q"],
+        policy=node.config.navigate.policy, choice_percentile=choice.get("percentile")))
 
 
 def _resume_frame(node: Node, done: int, per_round: int):
@@ -169,7 +165,7 @@ def _resume_frame(node: Node, done: int, per_round: int):
         return None
     for step in range(done - 1, done - done % per_round - 1, -1):
         fid = frame_id(node.cycle, STAGE, step)
-        if node.store.exists(f"collected_positions/{fid}.json"):
+        if node.frames.has_record(fid):
             try:
                 record = node.frames.record(fid)
                 image = node.frames.image(record) if record.image else None

@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 
 from ptzjepa.camera.base import PTZ, Frame
+from ptzjepa.storage.embeddings import EMBEDS, embedding_path
 from ptzjepa.storage.store import Store, StoreError
 
 IMAGES = "collected_imgs"
 POSITIONS = "collected_positions"
 COMMANDS = "collected_commands"
-EMBEDS = "collected_embeds"
 
 log = logging.getLogger(__name__)
 _conv = cattrs.Converter()
@@ -108,6 +108,10 @@ class FrameStore:
     def count(self) -> int:
         return len(self.ids())
 
+    def has_record(self, fid: str) -> bool:
+        """Whether the frame `fid` was committed (its record written), a frame or a tracked position."""
+        return self.store.exists(f"{POSITIONS}/{fid}.json")
+
     def record(self, fid: str) -> FrameRecord:
         data = self.store.read_json(f"{POSITIONS}/{fid}.json")
         try:
@@ -139,7 +143,7 @@ class FrameStore:
         self.store.delete(f"{POSITIONS}/{fid}.json")
         self.store.delete(f"{COMMANDS}/{fid}.json")
         self.store.delete(f"{IMAGES}/{fid}.jpg")
-        self.store.delete(f"{EMBEDS}/{fid}.pt")
+        self.store.delete(embedding_path(fid))
 
     def drop_image(self, fid: str, *, keep_embedding: bool) -> None:
         """Remove a frame's JPEG but keep its position record and command (storage.track_positions),
@@ -147,7 +151,7 @@ class FrameStore:
         record is marked leaves a record without image, which is a tracked position already."""
         self.store.delete(f"{IMAGES}/{fid}.jpg")
         if not keep_embedding:
-            self.store.delete(f"{EMBEDS}/{fid}.pt")
+            self.store.delete(embedding_path(fid))
         try:
             data = self.store.read_json(f"{POSITIONS}/{fid}.json", default=None)
         except StoreError:  # a damaged record: without its image it is no frame either way
