@@ -7,7 +7,7 @@ import time
 import torch
 
 from ptzjepa.node import model_store
-from ptzjepa.node.frame_tensors import FrameDataset, collate_skipping_bad
+from ptzjepa.node.frame_tensors import pose_of, to_tensor
 from ptzjepa.stages.world_model import pretrain_world_model, train_world_model
 from tests.conftest import REPO
 from tests.stage_helpers import captured_node
@@ -55,7 +55,8 @@ def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
     for key in want:
         assert torch.equal(want[key], got[key]), key
     records = list(node.frames.records())[:4]
-    images, poses = collate_skipping_bad([FrameDataset(node.store.url, records, 64)[i] for i in range(4)])
+    images = torch.stack([to_tensor(node.frames.image(r), 64) for r in records])
+    poses = torch.stack([pose_of(r) for r in records])
     with torch.no_grad():
         a = trained.predict(trained.encode_context(images), poses, poses.flip(0))
         b = loaded.predict(loaded.encode_context(images), poses, poses.flip(0))

@@ -3,7 +3,7 @@
 FrameBank holds every trainable frame as uint8 [N, 3, S, S] on the training device (150 KB a
 frame at 224 px: 10,000 frames are 1.5 GB), so after the first stage of a process only the
 frames captured since are decoded, and a batch is an index, a crop and a normalisation on the
-device: the loader is never what the GPU waits for. Banks live for the process, one per store,
+device: decoding is never what the GPU waits for. Banks live for the process, one per store,
 image size and device.
 
 FrameSampler says which frames each update trains on, as a pure function of (seed, cycle,
@@ -100,7 +100,7 @@ class FrameBank:
     def batch(self, rows: torch.Tensor, crop_scale: Sequence[float], generator: torch.Generator
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float images [G, 3, S, S] and poses [G, 3] of the given bank rows, each a
-        random crop keeping crop_scale of its area (resized back to S, bilinear), as the loader's."""
+        random crop keeping crop_scale of its area (resized back to S, bilinear)."""
         images = self.pixels[rows].float().div_(255.0)
         lo, hi = float(crop_scale[0]), float(crop_scale[1])
         if (lo, hi) != (1.0, 1.0):

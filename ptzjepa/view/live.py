@@ -43,19 +43,6 @@ def sparkline(values: list[float], width: int = 40) -> str:
     return "".join(_BLOCKS[min(len(_BLOCKS) - 1, int((v - lo) / span * (len(_BLOCKS) - 1)))] for v in values)
 
 
-def coverage_map(coverage: list[list[int]]) -> Text:
-    """Where frames were taken: rows are tilt (top = up), columns pan; darker = more frames."""
-    peak = max((max(row) for row in coverage), default=0) or 1
-    text = Text()
-    for row in coverage:
-        for count in row:
-            level = 0 if count == 0 else 1 + round(count / peak * (len(_SHADES) - 2))
-            text.append(_SHADES[min(level, len(_SHADES) - 1)], style="cyan")
-        text.append("\n")
-    text.append("pan 0° → 360°", style="dim")
-    return text
-
-
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     h, rest = divmod(seconds, 3600)

@@ -69,10 +69,6 @@ class Dreams:
             raise ValueError(f"Dreams.actions: expected int64, got {self.actions.dtype}")
 
     @property
-    def num_dreams(self) -> int:
-        return self.states.shape[0]
-
-    @property
     def length(self) -> int:
         return self.states.shape[1] - 1
 
