@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
-from ptzjepa.learning.agent.actions import ActionTable, PoseLimits  # noqa: E402
+from ptzjepa.learning.agent.actions import ActionTable  # noqa: E402
 from ptzjepa.learning.agent.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
 from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model  # noqa: E402
 
@@ -98,7 +98,7 @@ def main() -> None:
     )
     torch.manual_seed(0)
     model = build_world_model(SIM_SPEC).to(device).eval()
-    table = ActionTable(list(MOVES), list(MOVES.values()), (2.0, 2.0, 1.0), PoseLimits())
+    table = ActionTable(list(MOVES), list(MOVES.values()), (2.0, 2.0, 1.0))
     tokens, poses = start_states(model, args.dreams, device)
     state_dtype = DTYPES[args.state_dtype]
 

@@ -115,6 +115,25 @@ def test_qnetwork_shapes_and_pooling_equivalence():
         net(torch.randn(3, 9, D), poses)
 
 
+def test_an_agent_stored_under_the_earlier_block_names_loads_the_same_weights():
+    torch.manual_seed(0)
+    net = QNetwork(tiny_spec(pool=2)).eval()
+    earlier = {"attn.qkv.": "qkv.", "attn.proj.": "proj.", "fc1.": "mlp.0.", "fc2.": "mlp.2."}
+    stored = {}
+    for key, value in net.state_dict().items():
+        for now, before in earlier.items():
+            key = key.replace(f".{now}", f".{before}")
+        stored[key] = value
+    assert "blocks.0.mlp.2.weight" in stored and "blocks.0.fc2.weight" not in stored
+    torch.manual_seed(1)
+    loaded = QNetwork(tiny_spec(pool=2)).eval()
+    tokens, poses = torch.randn(2, N, D), torch.tensor([[10.0, 5.0, 1.0]] * 2)
+    assert not torch.equal(loaded(tokens, poses), net(tokens, poses))
+    loaded.load_state_dict(stored)  # strict: every parameter found under its name
+    assert torch.equal(loaded(tokens, poses), net(tokens, poses))
+    assert [n for n, _ in loaded.named_parameters()] == [n for n, _ in net.named_parameters()]
+
+
 def test_qnet_spec_rejects_bad_sizes():
     with pytest.raises(ValueError, match="QNetSpec.num_tokens"):
         QNetSpec(embed_dim=8, num_tokens=15, num_actions=3)

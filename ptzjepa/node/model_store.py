@@ -17,7 +17,7 @@ import torch
 from ptzjepa.camera.base import PTZLimits
 from ptzjepa.config.settings import CUDA_GRAPH_MODES, Config
 from ptzjepa.distributed import contributions, model_choice
-from ptzjepa.learning.agent.actions import ActionTable, PoseLimits
+from ptzjepa.learning.agent.actions import ActionTable
 from ptzjepa.learning.agent.dqn import DQNSettings, DQNTrainer
 from ptzjepa.learning.agent.dreamer import Dreams
 from ptzjepa.learning.agent.qnet import QNetSpec, QNetwork
@@ -41,13 +41,10 @@ def world_model_spec(config: Config) -> WorldModelSpec:
 
 def action_table(config: Config, limits: PTZLimits) -> ActionTable:
     mod = config.navigate.modulation
-    pose_limits = PoseLimits(
-        pan_lo=limits.pan.lo, pan_hi=limits.pan.hi, pan_wraps=limits.pan.wraps,
-        tilt_lo=limits.tilt.lo, tilt_hi=limits.tilt.hi, zoom_lo=limits.zoom.lo, zoom_hi=limits.zoom.hi,
-    )
     return ActionTable(
         [a.name for a in config.actions], [[a.pan, a.tilt, a.zoom] for a in config.actions],
-        modulation=(mod.pan, mod.tilt, mod.zoom), limits=pose_limits,
+        modulation=(mod.pan, mod.tilt, mod.zoom), pan=(limits.pan.lo, limits.pan.hi),
+        tilt=(limits.tilt.lo, limits.tilt.hi), zoom=(limits.zoom.lo, limits.zoom.hi), pan_wraps=limits.pan.wraps,
     )
 
 

@@ -9,28 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
-
-
-@dataclass(frozen=True)
-class PoseLimits:
-    """Where the head can go; mirrors camera.base.PTZLimits without importing it (no attrs here)."""
-
-    pan_lo: float = 0.0
-    pan_hi: float = 360.0
-    pan_wraps: bool = True
-    tilt_lo: float = -20.0
-    tilt_hi: float = 90.0
-    zoom_lo: float = 1.0
-    zoom_hi: float = 32.0
-
-    def __post_init__(self) -> None:
-        for axis in ("pan", "tilt", "zoom"):
-            lo, hi = getattr(self, f"{axis}_lo"), getattr(self, f"{axis}_hi")
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(f"PoseLimits.{axis}: expected finite lo < hi, got lo={lo} hi={hi}")
 
 
 class ActionTable:
@@ -38,7 +18,9 @@ class ActionTable:
 
     The modulation is folded into the table once, so dreams and navigation move the camera by the
     same amounts (the original dreamed with raw deltas but navigated with doubled pan/tilt; pass
-    modulation (1, 1, 1) to dream like the original).
+    modulation (1, 1, 1) to dream like the original). The limits are plain numbers, (lo, hi) per
+    axis and whether pan wraps, as the camera's PTZLimits gives them (ptzjepa.learning imports
+    nothing of the cameras); the defaults are a typical Hanwha outdoor head's.
     """
 
     def __init__(
@@ -46,7 +28,11 @@ class ActionTable:
         names: Sequence[str],
         deltas: torch.Tensor | Sequence[Sequence[float]],
         modulation: Sequence[float] = (1.0, 1.0, 1.0),
-        limits: PoseLimits | None = None,
+        *,
+        pan: Sequence[float] = (0.0, 360.0),
+        tilt: Sequence[float] = (-20.0, 90.0),
+        zoom: Sequence[float] = (1.0, 32.0),
+        pan_wraps: bool = True,
     ) -> None:
         names = tuple(str(n) for n in names)
         table = torch.as_tensor(deltas, dtype=torch.float32).detach().clone()
@@ -65,10 +51,15 @@ class ActionTable:
         mod = tuple(float(m) for m in modulation)
         if len(mod) != 3 or not all(math.isfinite(m) for m in mod):
             raise ValueError(f"ActionTable.modulation: expected 3 finite numbers, got {modulation!r}")
+        bounds = tuple((float(lo), float(hi)) for lo, hi in (pan, tilt, zoom))
+        for axis, (lo, hi) in zip(("pan", "tilt", "zoom"), bounds):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"ActionTable.{axis}: expected finite lo < hi, got lo={lo} hi={hi}")
         self.names = names
         self.raw_deltas = table
         self.modulation = mod
-        self.limits = limits if limits is not None else PoseLimits()
+        self.bounds = bounds  # (lo, hi) of pan, tilt and zoom
+        self.pan_wraps = bool(pan_wraps)
         self.deltas = table * torch.tensor(mod, dtype=torch.float32)
         self._placed: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
@@ -85,17 +76,17 @@ class ActionTable:
 
     def fit(self, poses: torch.Tensor) -> torch.Tensor:
         """Wrap pan (or clamp it, if it does not wrap) and clamp tilt and zoom into the limits."""
-        lim = self.limits
+        (pan_lo, pan_hi), (tilt_lo, tilt_hi), (zoom_lo, zoom_hi) = self.bounds
         pan, tilt, zoom = poses.unbind(-1)
-        if lim.pan_wraps:
-            span = lim.pan_hi - lim.pan_lo
-            pan = torch.remainder(pan - lim.pan_lo, span) + lim.pan_lo
+        if self.pan_wraps:
+            span = pan_hi - pan_lo
+            pan = torch.remainder(pan - pan_lo, span) + pan_lo
             # Rounding can land exactly on hi, which is the same point as lo.
-            pan = torch.where(pan >= lim.pan_hi, torch.full_like(pan, lim.pan_lo), pan)
+            pan = torch.where(pan >= pan_hi, torch.full_like(pan, pan_lo), pan)
         else:
-            pan = pan.clamp(lim.pan_lo, lim.pan_hi)
-        tilt = tilt.clamp(lim.tilt_lo, lim.tilt_hi)
-        zoom = zoom.clamp(lim.zoom_lo, lim.zoom_hi)
+            pan = pan.clamp(pan_lo, pan_hi)
+        tilt = tilt.clamp(tilt_lo, tilt_hi)
+        zoom = zoom.clamp(zoom_lo, zoom_hi)
         return torch.stack((pan, tilt, zoom), dim=-1)
 
     def apply(self, poses: torch.Tensor, action_idx: torch.Tensor) -> torch.Tensor:

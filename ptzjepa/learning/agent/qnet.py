@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptzjepa.learning.world_model.jepa import pose_features  # the same pose code the world model reads
+from ptzjepa.learning.world_model.vit import Block, init_weights
 
 
 @dataclass(frozen=True)
@@ -52,26 +53,18 @@ class QNetSpec:
         return (self.grid // self.pool) ** 2
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: self-attention (SDPA) then an MLP, each with a residual."""
+# An agent stored with its blocks' parameters under these names (blocks.<i>.qkv, ...) loads under
+# the ViT block's, so that a node keeps the agent it trained: same weights, same order.
+_EARLIER_BLOCK_NAMES = {"qkv.": "attn.qkv.", "proj.": "attn.proj.", "mlp.0.": "fc1.", "mlp.2.": "fc2."}
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-        self.norm2 = nn.LayerNorm(width)
-        hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, c // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attn = F.scaled_dot_product_attention(q, k, v)
-        x = x + self.proj(attn.transpose(1, 2).reshape(b, n, c))
-        return x + self.mlp(self.norm2(x))
+def _rename_earlier_block_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    for key in [k for k in state_dict if k.startswith(f"{prefix}blocks.")]:
+        index, _, rest = key[len(f"{prefix}blocks."):].partition(".")
+        for earlier, now in _EARLIER_BLOCK_NAMES.items():
+            if rest.startswith(earlier):
+                state_dict[f"{prefix}blocks.{index}.{now}{rest[len(earlier):]}"] = state_dict.pop(key)
+                break
 
 
 class QNetwork(nn.Module):
@@ -89,7 +82,8 @@ class QNetwork(nn.Module):
         self.out_norm = nn.LayerNorm(w)
         self.head = nn.Linear(2 * w, spec.num_actions)
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.apply(_init_weights)
+        self.apply(init_weights)
+        self.register_load_state_dict_pre_hook(_rename_earlier_block_keys)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Average-pool the token grid [B, N, D] -> [B, N / pool^2, D] (no weights)."""
@@ -125,13 +119,3 @@ class QNetwork(nn.Module):
             x = block(x)
         x = self.out_norm(x)
         return self.head(torch.cat((x[:, 0], x[:, 1:].mean(dim=1)), dim=-1))
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)

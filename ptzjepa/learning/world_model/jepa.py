@@ -54,11 +54,11 @@ class WorldModelSpec:
 
     @property
     def grid(self) -> int:
-        return self.image_size // self.patch_size
+        return self.encoder_spec.grid
 
     @property
     def num_patches(self) -> int:
-        return self.grid * self.grid
+        return self.encoder_spec.num_patches
 
     @property
     def embed_dim(self) -> int:
