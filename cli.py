@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every run")
     exp.add_argument("--json", action="store_true", help="print experiment.json instead of the table")
 
-    legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
+    legacy = sub.add_parser("legacy", help="run with PTZJEPA's main.py options",
                             add_help=False, prefix_chars="\x00")
     legacy.add_argument("options", nargs=argparse.REMAINDER)
 
@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def default_profile(sim: bool) -> str:
-    """`sim` (the original's sizes) where torch sees a CUDA device, or for a real camera; on the
+    """`sim` (PTZJEPA's model sizes) where torch sees a CUDA device, or for a real camera; on the
     simulator without one, `demo`: small models that show learning within minutes on a CPU."""
     if not sim:
         return "sim"

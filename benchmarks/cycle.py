@@ -5,7 +5,7 @@ navigate), for the tiny and sim profiles, on this machine's CPU or on CUDA, and 
 
 Without --profiles: tiny and sim where torch sees a CUDA device, tiny and demo where it does not.
 
-The sim profile carries the original's learning settings (ViT-tiny at 224x224, 500 dreams) and
+The sim profile carries PTZJEPA's learning settings (ViT-tiny at 224x224, 500 dreams) and
 a training budget per cycle (world_model.updates_per_cycle). By default the sim run trains 1
 epoch of each model (--sim-epochs 0: the profile's own): the world model's one epoch then holds
 its whole budget of updates, and the agent's 100 epochs are left out. The sim profile is GPU

@@ -1,4 +1,4 @@
-"""Dream steps per second: all dreams of a chunk stepping together vs the original's one at a time.
+"""Dream steps per second: all dreams of a chunk stepping together vs PTZJEPA's one at a time.
 
     python benchmarks/dream.py [--device cpu|cuda] [--dreams 500] [--length 10] [--chunk 500]
                                [--single-dreams 50] [--bf16|--no-bf16] [--tf32] [--to-cpu]
@@ -30,7 +30,7 @@ from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model 
 
 SIM_SPEC = WorldModelSpec()  # the defaults are the sim config: vit_tiny, patch 14, 224 px
 
-# The original's 21 moves (the profile holds the real list; speed does not depend on it).
+# PTZJEPA's 21 moves (the profile holds the real list; speed does not depend on it).
 MOVES = {
     "noop": (0, 0, 0),
     "short_left": (-0.1, 0, 0), "short_right": (0.1, 0, 0),

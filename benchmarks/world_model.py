@@ -1,4 +1,4 @@
-"""How fast the world model trains: the original PTZJEPA update against ours, side by side.
+"""How fast the world model trains: PTZJEPA's update against ours, side by side.
 
     python benchmarks/world_model.py [--device cpu|cuda] [--arch vit_tiny] [--batches 4,8,32]
                                      [--paths original,naive,efficient,compiled] [--steps N]
@@ -7,7 +7,7 @@
 One row per (path, batch): a full update (gradients of all B² pairs with the surprise, AdamW,
 EMA) on random images already on the device, every path on the same network and the same loss:
 
-- original:  the original's implementation (benchmarks/original_step.py): B² copied images
+- original:  PTZJEPA's implementation (benchmarks/original_step.py): B² copied images
              through both encoders twice, float32 without TF32, materialised attention,
              per-tensor AdamW, a Python EMA loop, host syncs for its logging;
 - naive:     the same B²-image algorithm on our kernels (bf16 autocast, fused attention and
@@ -22,7 +22,7 @@ EMA) on random images already on the device, every path on the same network and 
              --global-batch frames per update, all in one batched pass (world_model.batched), on CUDA
              captured as one CUDA graph with AdamW and the EMA (world_model.graph). Its pairs are the
              (global / B)·B² of an update; its warm-up (eager updates and the capture) is
-             printed. Compare it with the `original` row of the same B: the original ran
+             printed. Compare it with the `original` row of the same B: PTZJEPA ran
              global / B such steps per update.
 
 images/s counts the B real frames, pairs/s the B² (context, target) pairs the loss covers. FLOPs

@@ -1,4 +1,4 @@
-"""Each damage of issue 14 on its own: what the node does with it (docs/resilience.md)."""
+"""Each kind of damage on its own: what the node does with it (docs/resilience.md)."""
 
 from __future__ import annotations
 

@@ -53,11 +53,11 @@ def _one_pass_under_cuda_graphs(instance: Any, attribute: attrs.Attribute, value
 
 @attrs.frozen
 class CaptureConfig:
-    """The original's random protocol: `iterations` random starts, `movements` random moves each."""
+    """The random protocol: `iterations` random starts, `movements` random moves each."""
 
     iterations: int = attrs.field(default=10, validator=ge(1))
     movements: int = attrs.field(default=10, validator=ge(0))
-    # The original drew from {-5,-1,-0.1,0,0.1,1,5} and doubled pan/tilt; the doubling is folded in.
+    # Steps of {-5,-1,-0.1,0,0.1,1,5} with pan/tilt doubled, the doubling folded into the values.
     pan_steps: list[float] = attrs.field(
         factory=lambda: [-10.0, -2.0, -0.2, 0.0, 0.2, 2.0, 10.0], validator=_nonempty
     )
@@ -86,7 +86,7 @@ class Action:
 
 
 def default_actions() -> list[Action]:
-    """The original's 21 actions: noop, short, long and jump moves, zoom in and out."""
+    """The 21 actions: noop, short, long and jump moves, zoom in and out."""
     a = Action
     return [
         a("noop"),
@@ -116,7 +116,7 @@ class Modulation:
 class NavigateConfig:
     iterations: int = attrs.field(default=10, validator=ge(1))
     movements: int = attrs.field(default=10, validator=ge(1))
-    # Probability of sampling from softmax(Q) instead of taking the argmax (the original: 0.2).
+    # Probability of sampling from softmax(Q) instead of taking the argmax.
     exploration: float = attrs.field(default=0.2, validator=and_(ge(0), le(1)))
     modulation: Modulation = Modulation()
     # Who picks the moves after each round's random start: the agent (curiosity), a uniform draw
@@ -223,14 +223,14 @@ class WorldModelConfig:
     max_train_frames: int = attrs.field(default=0, validator=ge(0))  # 0: all stored frames
     num_workers: int = attrs.field(default=2, validator=ge(0))  # threads decoding new frames
     # How much training a cycle does, in updates of global_batch_size frames (rounded up to whole
-    # epochs); 0: the original's, `epochs` passes over every stored frame, which grows with the
+    # epochs); 0: `epochs` passes over every stored frame, which grows with the
     # store. Frames are drawn per update, the newest `recent_frames` together getting
     # `recent_share` of the chances (docs/training-budget.md says why these defaults).
     updates_per_cycle: int = attrs.field(default=200, validator=ge(0))
     recent_frames: int = attrs.field(default=256, validator=ge(0))
     recent_share: float = attrs.field(default=0.5, validator=and_(ge(0), le(1)))
     # A checkpoint at the stage's end, at a stop, and in between when this much time has passed
-    # since the last one; 0: after every epoch, as the original.
+    # since the last one; 0: after every epoch.
     checkpoint_every_s: float = attrs.field(default=600.0, validator=ge(0))
     # auto: all micro-batches of an update in one batched pass on CUDA (as a CUDA graph when
     # cuda_graph), the micro-batch loop on a CPU (where a stop waits for one micro-batch only).
@@ -238,7 +238,7 @@ class WorldModelConfig:
     cuda_graph: bool = True
     bfloat16: bool = True
     # torch.compile the three networks on CUDA for the pairs mode (a mode of torch.compile, or "off").
-    # At the original's batch of 4 the eager step is bound by Python and kernel launches, and
+    # At a batch of 4 the eager step is bound by Python and kernel launches, and
     # "reduce-overhead" (CUDA graphs) is about 4x faster on an H100 (benchmarks/world_model.py);
     # compiling costs up to about 100 s per stage, and a new batch shape (the last batch of an
     # epoch) compiles once more: worth it for long stages only (docs/design-notes.md).

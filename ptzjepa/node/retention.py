@@ -1,8 +1,7 @@
-"""Limits on what is kept: edge disks are small, and the original kept every image forever.
+"""Limits on what is kept: edge disks are small, and a lifelong node never stops taking frames.
 
 `storage.keep_images: false` keeps only the newest collecting round (the frames of the latest
-capture or navigate run), as the original deleted its images at every navigation round unless
-`-ki`: once a new round is stored the older ones go, so the next cycle's world model trains on the
+capture or navigate run): once a new round is stored the older ones go, so the next cycle's world model trains on the
 frames the agent just collected and dream starts from them. `storage.max_frames` keeps the newest N
 frames. `storage.max_bytes` keeps the store under a byte budget by removing the oldest frames, as
 far as that can meet it: when the rest of the store (checkpoints, dreams, tracked positions) alone

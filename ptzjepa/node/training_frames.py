@@ -14,7 +14,7 @@ run would have. Two ways:
   its global batch without replacement from all stored frames, the newest `recent_frames`
   together getting `recent_share` of the probability. A cycle's cost is then flat however large
   the store grows, the newest views are learnt at once, and the old ones keep being seen;
-- the original's epochs (`updates_per_cycle` 0): each epoch a fresh permutation of all frames in
+- whole epochs (`updates_per_cycle` 0): each epoch a fresh permutation of all frames in
   global batches, the last batch filled from the permutation's start (shapes stay static).
 """
 
@@ -126,7 +126,7 @@ class FrameSampler:
             raise ValueError(f"sampler: expected frames and a batch, got {count} frames, batch {global_batch}")
         self.count, self.global_batch = count, global_batch
         self.seed, self.cycle = seed, cycle
-        self.passes = updates_per_epoch is None  # the original's epochs over every frame
+        self.passes = updates_per_epoch is None  # whole epochs: every frame once per epoch
         self.updates_per_epoch = (math.ceil(count / global_batch) if updates_per_epoch is None
                                   else updates_per_epoch)
         weights = torch.ones(count, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""The original main.py options, mapped onto a profile, a machine and settings.
+"""PTZJEPA's main.py options, mapped onto a profile, a machine and settings.
 
 Existing deployment scripts keep working: `python cli.py legacy -rm lifelong -cb 0 -it 20 ...`.
 Options with no meaning here any more (mount points, SSH keys) are accepted and explained.
@@ -34,7 +34,7 @@ class LegacyRun:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cli.py legacy", description="the original PTZJEPA main.py options")
+    p = argparse.ArgumentParser(prog="cli.py legacy", description="PTZJEPA's main.py options")
     p.add_argument("-rm", "--run_mode", choices=sorted(RUN_MODES), default="train")
     p.add_argument("-cb", "--camerabrand", type=int, choices=sorted(BRANDS), default=0)
     p.add_argument("-it", "--iterations", type=int, default=10)
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-tp", "--trackpositions", action="store_true")
     p.add_argument("--track_all", action="store_true")
     p.add_argument("-si", "--storedimages", action="store_true")
-    p.add_argument("-fn", "--fname", default="", help="a profile YAML (the original's config file)")
+    p.add_argument("-fn", "--fname", default="", help="a profile YAML (in place of PTZJEPA's config file)")
     p.add_argument("--debug", action="store_true")
     p.add_argument("-pubmsg", "--publish_msgs", action="store_true")
     p.add_argument("-dist", "--distributed", action="store_true")
@@ -69,10 +69,9 @@ def translate(argv: list[str]) -> LegacyRun:
         f"storage.track_positions={str(a.trackpositions or a.track_all).lower()}",
         f"storage.track_all={str(a.track_all).lower()}",
     ]
-    # Zoom modulation stays 1 for every brand (pan/tilt stay the profile's 2, as the original). The
-    # original's x100 for Axis turned its zoom steps into Axis's own 1..9999 zoom units; our Axis
-    # driver already converts the optical zoom factor to device units, so x100 here would turn a
-    # 0.1x zoom step into a 10x one.
+    # Zoom modulation stays 1 for every brand (pan/tilt stay the profile's 2): the Axis driver
+    # converts the optical zoom factor to Axis's own 1..9999 zoom units itself, so a x100 for Axis
+    # here would turn a 0.1x zoom step into a 10x one.
     if a.username:
         overrides.append(f"camera.username={a.username}")
     if a.cameraip:
@@ -99,8 +98,8 @@ DEFAULT_HOST_DIRECTORY = "/srv/ptzjepa"
 
 
 def shared_url(host: str, user: str, folder: str) -> str:
-    """The original mounted <user>@<host>:<folder> with a privileged SSHFS mount; here the same
-    folder is the shared store, reached over SFTP by the node itself (storage.shared)."""
+    """<user>@<host>:<folder>, which PTZJEPA mounted with SSHFS, as the shared store's URL: the node
+    reaches the same folder over SFTP itself, with no mount and no privilege (storage.shared)."""
     folder = "/" + (folder or DEFAULT_HOST_DIRECTORY).strip("/")
     return f"sftp://{user + '@' if user else ''}{host}{folder}"
 

@@ -1,4 +1,4 @@
-"""The capture stage: the original's random protocol, resumable after a crash.
+"""The capture stage: random starts and random moves, resumable after a crash.
 
 For each of `iterations` rounds: a random absolute position, then `movements` relative moves, each
 drawn per axis from the configured discrete steps; a frame is grabbed and stored after every move

@@ -2,7 +2,7 @@
 
 For each of `iterations` rounds the camera starts at a random position; then for `movements`
 steps the world model encodes the current frame, the agent scores the actions, one is taken
-(argmax, or with probability `exploration` a draw from softmax(Q), as the original), the camera
+(argmax, or with probability `exploration` a draw from softmax(Q)), the camera
 moves by it, and the new frame is stored with its position and command. The reward of the move is
 the world model's real prediction error, measured once the new frame is seen; it is stored with
 the new frame's embedding in `collected_embeds/`. Progress is saved per step: a killed run

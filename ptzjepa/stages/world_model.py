@@ -39,7 +39,7 @@ def train_world_model(node: Node) -> str:
 
 
 def pretrain_world_model(node: Node) -> str:
-    """The original's `train` mode: I-JEPA masked prediction within each stored image."""
+    """I-JEPA masked prediction within each stored image (the `train` machine)."""
     return _train(node, mode="masked", stage="pretrain_world_model")
 
 

@@ -1,6 +1,6 @@
 """Frames on disk: the JPEG, the position record, and the command that led there.
 
-Layout (the original PTZJEPA's folder names, so its users find their data):
+Layout (PTZJEPA's folder names, so that its users find their data):
 
     collected_imgs/<id>.jpg         the picture
     collected_commands/<id>.json    the command that moved the camera there

@@ -1,8 +1,8 @@
 """Publishing a node's events to Waggle/Sage through pywaggle, when installed and enabled.
 
 Only what a remote observer needs goes out: state changes, training losses, rewards, model
-versions, lock status and warnings. Nothing about the camera's address or credentials does (the
-original published the camera password when a connection failed). pywaggle is optional: with
+versions, lock status and warnings. Nothing about the camera's address or credentials does: a
+message is public to whoever reads the node. pywaggle is optional: with
 `waggle.publish: true` and no pywaggle installed, the node says so once and runs on.
 """
 

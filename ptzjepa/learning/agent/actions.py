@@ -17,8 +17,8 @@ class ActionTable:
     """Named pose deltas [A, 3] times a per-axis modulation, applied within limits.
 
     The modulation is folded into the table once, so dreams and navigation move the camera by the
-    same amounts (the original dreamed with raw deltas but navigated with doubled pan/tilt; pass
-    modulation (1, 1, 1) to dream like the original). The limits are plain numbers, (lo, hi) per
+    same amounts: an agent trained on dreams moves by what it dreamt (modulation (1, 1, 1) dreams
+    the raw deltas). The limits are plain numbers, (lo, hi) per
     axis and whether pan wraps, as the camera's PTZLimits gives them (ptzjepa.learning imports
     nothing of the cameras); the defaults are a typical Hanwha outdoor head's.
     """

@@ -34,7 +34,7 @@ class DQNSettings:
     weight_decay: float = 0.04
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     huber_beta: float = 1.0
-    double: bool = True  # False: the original's plain max over the target network
+    double: bool = True  # False: the plain max over the target network, which overestimates Q
     autocast_bf16: bool = False  # bfloat16 forward passes on CUDA (ignored on CPU)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,8 @@
 
 A dream starts from the target encoder's tokens of a real frame at its pose. Each step draws an
 action, moves the pose (ActionTable: pan wraps, tilt/zoom clamp) and asks the predictor for the
-tokens at the new pose plus its two reward channels. The original stepped one dream at a time;
-here a whole chunk steps together, which is what makes hundreds of dreams cheap on a GPU.
+tokens at the new pose plus its two reward channels. A whole chunk of dreams steps together,
+which is what makes hundreds of dreams cheap on a GPU.
 
 Delta reward of the first step: it is measured from the surprise the predictor gives for the
 start state itself (a "stay where you are" prediction, pose_from == pose_to). That costs one more
@@ -282,8 +282,8 @@ def rollout_one_at_a_time(
     action_indices: torch.Tensor | None = None,
     out_device: torch.device | str | None = None,
 ) -> Dreams:
-    """The original's loop: each dream steps alone (batch of one). Kept as the benchmark baseline
-    and as the reference the batched rollout is tested against; it draws the same actions."""
+    """Each dream stepping alone (a batch of one): the benchmark's baseline and the reference the
+    batched rollout is tested against; it draws the same actions."""
     return rollout(
         world_model,
         start_tokens,

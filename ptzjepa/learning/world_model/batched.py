@@ -1,6 +1,6 @@
-"""One whole world-model update in one pass: M micro-batches, pairs only inside each, as the original.
+"""One whole world-model update in one pass: M micro-batches, pairs only inside each.
 
-The original (and `pair_step` run M times with accumulation) takes a global batch of M·B frames
+The update (like `pair_step` run M times with accumulation) takes a global batch of M·B frames
 as M micro-batches of B: the B² (context, target) pairs of each micro-batch, a loss per
 micro-batch, a surprise per micro-batch, gradients summed with weight 1/M. Run that way one
 update is M small steps, and at B = 4 a GPU spends most of each waiting for the host.

@@ -1,6 +1,6 @@
 """A whole world-model update (batched pass, decoupled weight decay, AdamW, EMA) as one CUDA graph.
 
-At the original's micro-batch of 4 an eager update is a few thousand small kernels, and the GPU
+At a micro-batch of 4 an eager update is a few thousand small kernels, and the GPU
 waits for Python to launch them. Captured once, the update is replayed with one launch. What
 changes per update enters through tensors the graph reads: the batch (copied into static
 buffers), the learning rate, the weight-decay factor and the EMA momentum (filled before each

@@ -5,7 +5,7 @@ encoder saw at pose p1": context tokens carry an embedding of p1, and one query 
 of the wanted view carries p2 (and the move p1 -> p2). Its reward head gives two channels per
 predicted token:
 
-- channel 0, the original's surprise: how hard the target encoder was pulled by the prediction
+- channel 0, the surprise: how hard the target encoder was pulled by the prediction
   error (the size of its gradient, see steps.py);
 - channel 1, the model's own per-token prediction error. Dreams have no real next frame, so this
   is how a dream estimates how wrong the world model is about where it went.

@@ -1,8 +1,8 @@
-"""One world-model training step: gradients of the pair loss, without the original's B² images.
+"""One world-model training step: gradients of the pair loss, with no B² copies of the images.
 
-The original trained on every (context i, target j) pair of a batch of B frames by copying
-images, so both encoders ran on B² images, and ran them twice (an auxiliary pass for the surprise,
-then the real pass). Here each image is encoded once and the pairs are formed by indexing the
+The loss covers every (context i, target j) pair of a batch of B frames. Copying images into the
+pairs would run both encoders on B² images, and twice (an auxiliary pass for the surprise, then
+the real pass). Here each image is encoded once and the pairs are formed by indexing the
 token tensors; only the predictor, which really differs per pair, runs B² times.
 
 Why this is exact, not an approximation:
@@ -15,16 +15,16 @@ Why this is exact, not an approximation:
   encoder(x_j))) with respect to the target encoder's parameters, predictions held constant. By
   the chain rule that gradient is J_T(x)^T · dL_aux/dh, where h = LN(target encoder(x)) on the B
   images and dL_aux/dh[j] sums the pairs' contributions for target j. So one backward through
-  the target encoder on B images (one extra autograd.grad) gives the same gradient the original
-  got from B² images. The auxiliary pass's predictions equal the real pass's (same weights, no
+  the target encoder on B images (one extra autograd.grad) gives the same gradient that
+  B² copied images would. The auxiliary pass's predictions equal the real pass's (same weights, no
   update in between), so they are reused instead of recomputed.
 
 Only the order of floating-point sums differs; tests/test_learning_wm_steps.py checks loss,
-surprise and gradients against `naive_step` (the original's way, kept outside the library in
+surprise and gradients against `naive_step` (the B² copies, kept outside the library in
 benchmarks/original_step.py) in float64.
 
 Surprise scale: "mean" (the default) is the mean |gradient| over every target-encoder
-parameter; the original's code summed instead (`surprise_reduction="sum"`), which is the same
+parameter; "sum" (`surprise_reduction="sum"`, PTZJEPA's scale) is the same
 signal times the parameter count (5.45M for vit_tiny: ~350 at init, where the mean is ~6e-5),
 and then dominates the loss. Channel 0 keeps the same ordering either way.
 Steps only accumulate gradients (scaled by loss_scale, for accumulation); optim.py applies them.
@@ -64,7 +64,7 @@ class StepStats:
 
 
 def pair_index(batch: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(context i, target j) of all B² pairs, context-major like the original's loops."""
+    """(context i, target j) of all B² pairs, context-major (pair i·B + j)."""
     ids = torch.arange(batch, device=device)
     return ids.repeat_interleave(batch), ids.repeat(batch)
 
@@ -91,7 +91,7 @@ def target_grads_on(model: WorldModel) -> Iterator[list[torch.nn.Parameter]]:
 
 
 def gradient_magnitude(grads: list[torch.Tensor], reduction: Reduction) -> torch.Tensor:
-    """Sum (the original) or mean of |g| over every element of every gradient."""
+    """Sum or mean of |g| over every element of every gradient."""
     total = torch.stack(torch._foreach_norm(grads, 1)).sum()  # L1 norms in one multi-tensor kernel
     if reduction == "sum":
         return total

@@ -1,6 +1,6 @@
 """A plain pre-norm Vision Transformer: the world model's encoders and the predictor's blocks.
 
-Position embeddings are fixed 2-D sine-cosine tables (not learned), as in the original, so a
+Position embeddings are fixed 2-D sine-cosine tables (not learned), so a
 checkpoint holds only trained weights and the tables are rebuilt from the spec. Attention goes
 through `scaled_dot_product_attention`, which picks the flash / memory-efficient kernels on CUDA
 under bfloat16 without any code here knowing about them.
@@ -48,7 +48,7 @@ class ViTSpec:
         return self.grid * self.grid
 
 
-# Widths, depths and heads of the usual ViT sizes (the original used vit_tiny).
+# Widths, depths and heads of the usual ViT sizes (the sim profile's encoder is vit_tiny).
 PRESETS: dict[str, tuple[int, int, int]] = {
     "vit_tiny": (192, 12, 3),
     "vit_small": (384, 12, 6),
