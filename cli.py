@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every run")
     exp.add_argument("--json", action="store_true", help="print experiment.json instead of the table")
 
-    legacy = sub.add_parser("legacy", help="run with the original PTZJEPA main.py options",
+    legacy = sub.add_parser("legacy", help="run with PTZJEPA's main.py options",
                             add_help=False, prefix_chars="\x00")
     legacy.add_argument("options", nargs=argparse.REMAINDER)
 
@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ptzjepa.config_loading import load_config
+    from ptzjepa.config.loading import load_config
 
     flags = {}  # an option's value is taken as given (a path), never read as YAML
     if args.sim:
@@ -85,13 +85,13 @@ def _run(args: argparse.Namespace) -> int:
         raise _Usage("--cycles: expected a whole number >= 1")
     config = load_config(args.profile or default_profile(args.sim), list(args.set), flags)
     view = not args.no_view and sys.stdout.isatty()
-    from ptzjepa import app  # torch and the stages: only once the settings are known to be good
+    from ptzjepa.run import app  # torch and the stages: only once the settings are known to be good
 
     return app.run(config, args.machine, args.cycles, view=view, debug=args.debug)
 
 
 def default_profile(sim: bool) -> str:
-    """`sim` (the original's sizes) where torch sees a CUDA device, or for a real camera; on the
+    """`sim` (PTZJEPA's model sizes) where torch sees a CUDA device, or for a real camera; on the
     simulator without one, `demo`: small models that show learning within minutes on a CPU."""
     if not sim:
         return "sim"
@@ -105,7 +105,7 @@ def default_profile(sim: bool) -> str:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    from ptzjepa import experiment
+    from ptzjepa.experiment import runs as experiment
 
     if not args.sim:
         raise _Usage("experiment: needs --sim (held-out error and choice quality need the simulator)")
@@ -117,8 +117,8 @@ def _experiment(args: argparse.Namespace) -> int:
 def _swarm(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ptzjepa import app
-    from ptzjepa.swarm import SwarmPlan, parse_node_sets
+    from ptzjepa.distributed.swarm import SwarmPlan, parse_node_sets
+    from ptzjepa.run import app
 
     if args.nodes < 1:
         raise _Usage("--nodes: expected a whole number >= 1")
@@ -131,7 +131,7 @@ def _swarm(args: argparse.Namespace) -> int:
 
 
 def _machines(args: argparse.Namespace) -> int:
-    from ptzjepa.machine import list_machines, load_machine, mermaid
+    from ptzjepa.run.machine import list_machines, load_machine, mermaid
 
     if args.action == "list":
         for spec in list_machines():
@@ -163,13 +163,13 @@ class _Usage(ValueError):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from ptzjepa.distributed.redis_server import RedisServerError
+    from ptzjepa.distributed.swarm import SwarmError
     from ptzjepa.errors import ConfigError
-    from ptzjepa.experiment import ExperimentUsage
-    from ptzjepa.machine import MachineError
-    from ptzjepa.redis_server import RedisServerError
-    from ptzjepa.runlock import RunLockedError
-    from ptzjepa.status import NothingStoredError
-    from ptzjepa.swarm import SwarmError
+    from ptzjepa.experiment.runs import ExperimentUsage
+    from ptzjepa.run.machine import MachineError
+    from ptzjepa.storage.runlock import RunLockedError
+    from ptzjepa.view.status import NothingStoredError
 
     try:
         if args.command == "run":
@@ -179,13 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "swarm":
             return _swarm(args)
         if args.command == "legacy":
-            from ptzjepa import legacy
+            from ptzjepa.run import legacy
 
             return legacy.run(args.options)
         if args.command == "report":
             return _report(args)
         if args.command == "status":
-            from ptzjepa import app
+            from ptzjepa.run import app
 
             return app.status(args.data, args.json)
         return _machines(args)

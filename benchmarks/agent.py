@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
-from ptzjepa.learning.dqn import DQNSettings, DQNTrainer  # noqa: E402
-from ptzjepa.learning.qnet import QNetSpec, QNetwork  # noqa: E402
-from ptzjepa.learning.replay import ReplayBuffer, Transitions  # noqa: E402
+from ptzjepa.learning.agent.dqn import DQNSettings, DQNTrainer  # noqa: E402
+from ptzjepa.learning.agent.qnet import QNetSpec, QNetwork  # noqa: E402
+from ptzjepa.learning.agent.replay import ReplayBuffer, Transitions  # noqa: E402
 
 EMBED_DIM, NUM_TOKENS, NUM_ACTIONS = 192, 256, 21  # ViT-tiny, 224 px / patch 14, the 21 moves
 

@@ -5,7 +5,7 @@ navigate), for the tiny and sim profiles, on this machine's CPU or on CUDA, and 
 
 Without --profiles: tiny and sim where torch sees a CUDA device, tiny and demo where it does not.
 
-The sim profile carries the original's learning settings (ViT-tiny at 224x224, 500 dreams) and
+The sim profile carries PTZJEPA's learning settings (ViT-tiny at 224x224, 500 dreams) and
 a training budget per cycle (world_model.updates_per_cycle). By default the sim run trains 1
 epoch of each model (--sim-epochs 0: the profile's own): the world model's one epoch then holds
 its whole budget of updates, and the agent's 100 epochs are left out. The sim profile is GPU
@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ptzjepa.config_loading import load_config  # noqa: E402
-from ptzjepa.machine import Runner, load_machine  # noqa: E402
-from ptzjepa.node import Node  # noqa: E402
-from ptzjepa.store import Store  # noqa: E402
+from ptzjepa.config.loading import load_config  # noqa: E402
+from ptzjepa.node.context import Node  # noqa: E402
+from ptzjepa.run.machine import Runner, load_machine  # noqa: E402
+from ptzjepa.storage.store import Store  # noqa: E402
 
 STAGES = ["capture", "train_world_model", "dream", "train_agent", "navigate"]
 MB = 1e6

@@ -1,4 +1,4 @@
-"""Dream steps per second: all dreams of a chunk stepping together vs the original's one at a time.
+"""Dream steps per second: all dreams of a chunk stepping together vs PTZJEPA's one at a time.
 
     python benchmarks/dream.py [--device cpu|cuda] [--dreams 500] [--length 10] [--chunk 500]
                                [--single-dreams 50] [--bf16|--no-bf16] [--tf32] [--to-cpu]
@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from device_setup import add_device_args, parse_with_quick, setup_device  # noqa: E402
-from ptzjepa.learning.actions import ActionTable, PoseLimits  # noqa: E402
-from ptzjepa.learning.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
-from ptzjepa.learning.jepa import WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.agent.actions import ActionTable  # noqa: E402
+from ptzjepa.learning.agent.dreamer import rollout, rollout_one_at_a_time  # noqa: E402
+from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model  # noqa: E402
 
 SIM_SPEC = WorldModelSpec()  # the defaults are the sim config: vit_tiny, patch 14, 224 px
 
-# The original's 21 moves (the profile holds the real list; speed does not depend on it).
+# PTZJEPA's 21 moves (the profile holds the real list; speed does not depend on it).
 MOVES = {
     "noop": (0, 0, 0),
     "short_left": (-0.1, 0, 0), "short_right": (0.1, 0, 0),
@@ -98,7 +98,7 @@ def main() -> None:
     )
     torch.manual_seed(0)
     model = build_world_model(SIM_SPEC).to(device).eval()
-    table = ActionTable(list(MOVES), list(MOVES.values()), (2.0, 2.0, 1.0), PoseLimits())
+    table = ActionTable(list(MOVES), list(MOVES.values()), (2.0, 2.0, 1.0))
     tokens, poses = start_states(model, args.dreams, device)
     state_dtype = DTYPES[args.state_dtype]
 

@@ -1,6 +1,6 @@
-"""The original PTZJEPA world-model update, reproduced on our modules for a side-by-side timing.
+"""PTZJEPA's world-model update, reproduced on our modules for a side-by-side timing.
 
-What the original's training step did, per update (facts read from its run_jepa.py and
+What PTZJEPA's training step did, per update (facts read from its run_jepa.py and
 vision_transformer.py; none of its code is used here):
 
 - pairs as image copies: all B² (context i, target j) pairs built by copying images, so both
@@ -18,7 +18,7 @@ vision_transformer.py; none of its code is used here):
 check `pair_step` and `masked_step` against (tests/test_learning_wm_steps.py) and the "naive" row
 of benchmarks/world_model.py.
 
-Only the way the work is run is the original's; the network is ours (same spec for every row of
+Only the way the work is run is PTZJEPA's; the network is ours (same spec for every row of
 the benchmark), so the rows differ by implementation alone.
 """
 
@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ptzjepa.learning.jepa import WorldModel
-from ptzjepa.learning.wm_optim import build_optimizer
-from ptzjepa.learning.wm_steps import (
+from ptzjepa.learning.world_model.jepa import WorldModel
+from ptzjepa.learning.world_model.optim import build_optimizer
+from ptzjepa.learning.world_model.steps import (
     Reduction,
     StepStats,
     add_parts,
@@ -59,7 +59,7 @@ def naive_step(
     loss_scale: float = 1.0,
     surprise_reduction: Reduction = "mean",
 ) -> StepStats:
-    """The original's step, for tests and the benchmark: B² copied images through both encoders,
+    """PTZJEPA's step, for tests and the benchmark: B² copied images through both encoders,
     an auxiliary pass (target encoder with grad) for the surprise, then the real pass.
 
     pair_chunk splits the copied images into chunks (gradients add up across chunks) so that
@@ -103,7 +103,7 @@ def naive_step(
 
 
 def original_optimizer(model: WorldModel) -> torch.optim.AdamW:
-    """AdamW as the original built it: the same groups, the per-tensor implementation."""
+    """AdamW as PTZJEPA built it: the same groups, the per-tensor implementation."""
     optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.04, fused=False)
     for group in optimizer.param_groups:
         group["foreach"] = False
@@ -130,7 +130,7 @@ def original_update(
     pair_chunk: int | None,
     momentum: float = 0.996,
 ) -> float:
-    """One update the original's way; returns the loss (read on the host, as it logged it)."""
+    """One update PTZJEPA's way; returns the loss (read on the host, as it logged it)."""
     with original_numerics():
         stats = naive_step(model, images, poses, pair_chunk=pair_chunk, amp_dtype=None, surprise_reduction="sum")
     optimizer.step()

@@ -36,9 +36,9 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ptzjepa.redis_server import RedisServer  # noqa: E402
-from ptzjepa.status import STATUS_FILE  # noqa: E402
-from ptzjepa.swarm import SHARED_DIR, Swarm, SwarmPlan  # noqa: E402
+from ptzjepa.distributed.redis_server import RedisServer  # noqa: E402
+from ptzjepa.distributed.swarm import SHARED_DIR, Swarm, SwarmPlan  # noqa: E402
+from ptzjepa.view.status import STATUS_FILE  # noqa: E402
 
 NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -162,8 +162,8 @@ def store_load(args: argparse.Namespace, root: Path) -> None:
 
     import torch
 
-    from ptzjepa.checkpoints import WORLD_MODELS, Checkpoints
-    from ptzjepa.store import Store
+    from ptzjepa.storage.checkpoints import WORLD_MODELS, Checkpoints
+    from ptzjepa.storage.store import Store
     from tests.s3_server import BUCKET, s3_server
 
     with s3_server() as endpoint:

@@ -1,4 +1,4 @@
-"""How fast the world model trains: the original PTZJEPA update against ours, side by side.
+"""How fast the world model trains: PTZJEPA's update against ours, side by side.
 
     python benchmarks/world_model.py [--device cpu|cuda] [--arch vit_tiny] [--batches 4,8,32]
                                      [--paths original,naive,efficient,compiled] [--steps N]
@@ -7,7 +7,7 @@
 One row per (path, batch): a full update (gradients of all B² pairs with the surprise, AdamW,
 EMA) on random images already on the device, every path on the same network and the same loss:
 
-- original:  the original's implementation (benchmarks/original_step.py): B² copied images
+- original:  PTZJEPA's implementation (benchmarks/original_step.py): B² copied images
              through both encoders twice, float32 without TF32, materialised attention,
              per-tensor AdamW, a Python EMA loop, host syncs for its logging;
 - naive:     the same B²-image algorithm on our kernels (bf16 autocast, fused attention and
@@ -19,10 +19,10 @@ EMA) on random images already on the device, every path on the same network and 
              back to the default mode, and says so;
 - stage:     what the train_world_model stage runs by default, at the shipped profiles'
              semantics: micro-batches of B (pairs only inside each) accumulated to
-             --global-batch frames per update, all in one batched pass (wm_batched), on CUDA
-             captured as one CUDA graph with AdamW and the EMA (wm_graph). Its pairs are the
+             --global-batch frames per update, all in one batched pass (world_model.batched), on CUDA
+             captured as one CUDA graph with AdamW and the EMA (world_model.graph). Its pairs are the
              (global / B)·B² of an update; its warm-up (eager updates and the capture) is
-             printed. Compare it with the `original` row of the same B: the original ran
+             printed. Compare it with the `original` row of the same B: PTZJEPA ran
              global / B such steps per update.
 
 images/s counts the B real frames, pairs/s the B² (context, target) pairs the loss covers. FLOPs
@@ -47,14 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from ptzjepa.learning.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
-from ptzjepa.learning.sizes import TransformerSize  # noqa: E402
-from ptzjepa.learning.vit import PRESETS  # noqa: E402
 from ptzjepa.learning.schedules import make_schedules  # noqa: E402
-from ptzjepa.learning.wm_batched import batched_pair_step  # noqa: E402
-from ptzjepa.learning.wm_graph import WARMUP_UPDATES  # noqa: E402
-from ptzjepa.learning.wm_steps import pair_step  # noqa: E402
-from ptzjepa.learning.wm_optim import WorldModelTrainer, build_optimizer  # noqa: E402
+from ptzjepa.learning.sizes import TransformerSize  # noqa: E402
+from ptzjepa.learning.world_model.batched import batched_pair_step  # noqa: E402
+from ptzjepa.learning.world_model.graph import WARMUP_UPDATES  # noqa: E402
+from ptzjepa.learning.world_model.jepa import WorldModel, WorldModelSpec, build_world_model  # noqa: E402
+from ptzjepa.learning.world_model.optim import WorldModelTrainer, build_optimizer  # noqa: E402
+from ptzjepa.learning.world_model.steps import pair_step  # noqa: E402
+from ptzjepa.learning.world_model.vit import PRESETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_step import naive_step, original_numerics, original_optimizer, original_update  # noqa: E402

@@ -1,7 +1,7 @@
 """How bad input is reported: one line naming the key or file and what was expected.
 
-Shared by the settings (ptzjepa.config_loading), the secrets (ptzjepa.secrets) and the machine
-files (ptzjepa.machine), which all structure YAML with cattrs and must phrase its errors alike.
+Shared by the settings (ptzjepa.config.loading), the secrets (ptzjepa.secrets) and the machine
+files (ptzjepa.run.machine), which all structure YAML with cattrs and must phrase its errors alike.
 """
 
 from __future__ import annotations

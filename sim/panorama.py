@@ -21,26 +21,23 @@ import attrs
 import cv2
 import numpy as np
 
+from ptzjepa.camera.base import finite
+
 GRID_STEP = 8  # pixels between coarse-grid nodes
 _PAD = 2  # rows added above and below each level: the continuation over the pole
 _MID_ERROR_PX = 0.25  # a cell whose middle is off by more than this is computed exactly
-
-
-def _check_view(instance: View, attribute: attrs.Attribute, value: float) -> None:
-    if not math.isfinite(value):
-        raise ValueError(f"view {attribute.name}: expected a finite number, got {value!r}")
 
 
 @attrs.frozen
 class View:
     """Where a pinhole camera points and how its image is laid out. Angles in degrees."""
 
-    pan: float = attrs.field(validator=_check_view)
-    tilt: float = attrs.field(validator=_check_view)
-    zoom: float = attrs.field(validator=_check_view)
+    pan: float = attrs.field(validator=finite)
+    tilt: float = attrs.field(validator=finite)
+    zoom: float = attrs.field(validator=finite)
     width: int = attrs.field()
     height: int = attrs.field()
-    hfov_deg: float = attrs.field(default=60.0, validator=_check_view)
+    hfov_deg: float = attrs.field(default=60.0, validator=finite)
 
     def __attrs_post_init__(self) -> None:
         for name in ("width", "height"):

@@ -21,6 +21,6 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def tiny_config():
-    from ptzjepa.config_loading import load_config
+    from ptzjepa.config.loading import load_config
 
     return load_config("tiny")

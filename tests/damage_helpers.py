@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ptzjepa import app
-from ptzjepa.config_loading import load_config
+from ptzjepa.config.loading import load_config
+from ptzjepa.run import app
 
 NODE = "sweep"
 # Two epochs of each model, so that each has two checkpoint versions (keep_checkpoints is 2): the

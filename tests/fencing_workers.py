@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ptzjepa.checkpoints import Checkpoints, FenceRefused
-from ptzjepa.locks import RedisLocker, fenced
-from ptzjepa.store import Store
+from ptzjepa.distributed.locks import RedisLocker, fenced
+from ptzjepa.storage.checkpoints import Checkpoints, FenceRefused
+from ptzjepa.storage.store import Store
 
 KIND = "world_models"
 

@@ -3,8 +3,8 @@ what it left behind: the shared parts of the end-to-end and kill-and-resume test
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
 import re
 import signal
@@ -18,15 +18,16 @@ from typing import Any
 
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.config import Config
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import COMMANDS, EMBEDS, IMAGES, FrameStore, decode_jpeg
-from ptzjepa.learning.dreamer import pool_tokens
-from ptzjepa.machine import MACHINE_STATE_FILE
-from ptzjepa.node import PROGRESS_DIR, Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.config.settings import Config
+from ptzjepa.learning.agent.dreamer import pool_tokens
+from ptzjepa.node import model_store
+from ptzjepa.node.context import PROGRESS_DIR, Node
+from ptzjepa.run.machine import MACHINE_STATE_FILE
 from ptzjepa.stages.dream import complete_sets, load_set
-from ptzjepa.store import Store
+from ptzjepa.storage.embeddings import EMBEDS, embedding_ids, read_embedding
+from ptzjepa.storage.frames import COMMANDS, IMAGES, FrameStore, decode_jpeg
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 
 _ID = re.compile(r"^c(\d{5})_([a-z_]+)_(\d{6})$")
@@ -150,10 +151,10 @@ def check_embeddings(data: Path) -> int:
     frames = FrameStore(store)
     moves = [r for r in frames.records() if r.stage == "navigate" and r.command.kind == "action"]
     for record in moves:
-        saved = torch.load(io.BytesIO(store.read_bytes(f"{EMBEDS}/{record.id}.pt")), weights_only=True)
-        assert torch.isfinite(saved["reward"]) and saved["embedding"].dtype == torch.float16
-        assert saved["action"] == record.command.action
-    assert len(store.list(EMBEDS, ".pt")) == len(moves)
+        saved = read_embedding(store, record.id)
+        assert math.isfinite(saved.reward) and saved.embedding.dtype == torch.float16
+        assert saved.action == record.command.action
+    assert len(embedding_ids(store)) == len(moves)
     return len(moves)
 
 

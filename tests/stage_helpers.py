@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from ptzjepa.config_loading import load_config
-from ptzjepa.node import Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.node.context import Node
 from ptzjepa.stages.capture import capture
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 
 
 def captured_node(*overrides: str, url: str | None = None) -> Node:

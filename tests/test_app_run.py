@@ -1,4 +1,4 @@
-"""What `cli.py run` sets up around the machine (ptzjepa/app.py), each case in a process of its own:
+"""What `cli.py run` sets up around the machine (ptzjepa/run/app.py), each case in a process of its own:
 torch's thread counts are process-wide, its inter-op pool can be sized only once, and a run
 replaces the logging handlers."""
 
@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ptzjepa import app
-from ptzjepa.config_loading import load_config
+from ptzjepa.config.loading import load_config
+from ptzjepa.run import app
 from tests.conftest import REPO
 
 # A whole run through app.run: the lifelong machine for zero cycles, so no stage runs. The view's
@@ -20,8 +20,8 @@ _PROGRAM = """
 import io, sys
 import torch
 from rich.console import Console
-from ptzjepa import app
-from ptzjepa.config_loading import load_config
+from ptzjepa.config.loading import load_config
+from ptzjepa.run import app
 threads, data, view = sys.argv[1], sys.argv[2], sys.argv[3] == "view"
 screen = io.StringIO()
 app.Console = lambda **_: Console(file=screen, width=160, color_system=None)

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from ptzjepa.camera.base import PTZ, pan_distance
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import FrameStore
-from ptzjepa.store import Store
+from ptzjepa.config.loading import load_config
+from ptzjepa.storage.frames import FrameStore
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 from tests.fake_cameras import FAKES
 from tests.fake_cameras.witness import Witness

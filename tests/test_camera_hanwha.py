@@ -158,8 +158,8 @@ def test_fake_runs_from_the_command_line():
 
 @pytest.mark.parametrize("kind", ["hanwha", "axis", "onvif"])
 def test_config_opens_the_driver(kind, monkeypatch):
-    from ptzjepa.cameras import open_camera
-    from ptzjepa.config_loading import ConfigError, load_config
+    from ptzjepa.config.loading import ConfigError, load_config
+    from ptzjepa.node.cameras import open_camera
     from tests.fake_cameras import FAKES
     from tests.fake_cameras.connect import DRIVER_OF
 

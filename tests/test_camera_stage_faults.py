@@ -14,15 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import FrameStore, frame_id
-from ptzjepa.node import Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.node.context import Node
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.capture import capture, capture_plan
 from ptzjepa.stages.dream import dream
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
-from ptzjepa.store import Store
+from ptzjepa.storage.frames import FrameStore, frame_id
+from ptzjepa.storage.store import Store
 from tests.fake_cameras import FAKES, FakeHanwha
 from tests.fake_cameras.connect import driver_for
 from tests.fake_cameras.witness import Witness

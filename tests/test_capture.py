@@ -6,12 +6,12 @@ import time
 import uuid
 
 from ptzjepa.camera.base import PTZ
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import FrameStore, decode_jpeg
-from ptzjepa.machine import Runner, load_machine
-from ptzjepa.node import Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.node.context import Node
+from ptzjepa.run.machine import Runner, load_machine
 from ptzjepa.stages.capture import capture_plan
-from ptzjepa.store import Store
+from ptzjepa.storage.frames import FrameStore, decode_jpeg
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 
 

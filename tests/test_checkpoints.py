@@ -10,8 +10,8 @@ import uuid
 import pytest
 import torch
 
-from ptzjepa.checkpoints import INFO, CheckpointError, Checkpoints
-from ptzjepa.store import Store
+from ptzjepa.storage.checkpoints import INFO, CheckpointError, Checkpoints
+from ptzjepa.storage.store import Store
 
 KIND = "world_models"
 
@@ -57,7 +57,7 @@ def test_a_broken_newest_version_falls_back_to_the_older_weights_and_metadata(st
         store.write_bytes(path, store.read_bytes(path)[:200])
     else:
         store.delete(path)
-    with caplog.at_level(logging.WARNING, logger="ptzjepa.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="ptzjepa.storage.checkpoints"):
         state, meta = ckpts.load("wm-0")
     assert torch.equal(state["w"], torch.full((3,), 1.0))
     assert meta["version"] == 1 and meta["file"] == "ckpt-000001.pt"

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ptzjepa.machine import MACHINES_DIR, load_machine
-from ptzjepa.status import STATUS_FILE
-from ptzjepa.store import Store
+from ptzjepa.run.machine import MACHINES_DIR, load_machine
+from ptzjepa.storage.store import Store
+from ptzjepa.view.status import STATUS_FILE
 from tests.conftest import REPO
 
 
@@ -82,9 +82,9 @@ def test_status_of_an_empty_folder_and_of_a_node(tmp_path: Path):
 
 _HOLDER = """
 import sys, time
-from ptzjepa.runlock import RunLock
-from ptzjepa.status import STATUS_FILE
-from ptzjepa.store import Store
+from ptzjepa.storage.runlock import RunLock
+from ptzjepa.storage.store import Store
+from ptzjepa.view.status import STATUS_FILE
 
 store = Store(sys.argv[1])
 lock = RunLock(store)
@@ -102,7 +102,7 @@ def _status(node: Path, capsys, as_json: bool = True):
     """`cli.py status` in this process (its output is what the command prints)."""
     import json
 
-    from ptzjepa import app
+    from ptzjepa.run import app
 
     assert app.status(str(node), as_json) == 0
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ptzjepa.config_loading import ConfigError, apply_overrides, config_from_dict, load_config, load_profile_dict
+from ptzjepa.config.loading import ConfigError, apply_overrides, config_from_dict, load_config, load_profile_dict
 from tests.conftest import REPO
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import cli
-from ptzjepa.config_checks import data_folder_problem
-from ptzjepa.config_loading import ConfigError, load_config
+from ptzjepa.config.checks import data_folder_problem
+from ptzjepa.config.loading import ConfigError, load_config
 from tests.fake_cameras import FAKES
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptzjepa.config import Config
-from ptzjepa.config_loading import config_to_dict, load_config
-from ptzjepa.frames import FrameStore
-from ptzjepa.legacy import parser as legacy_parser
-from ptzjepa.legacy import translate
-from ptzjepa.store import Store
+from ptzjepa.config.loading import config_to_dict, load_config
+from ptzjepa.config.settings import Config
+from ptzjepa.run.legacy import parser as legacy_parser
+from ptzjepa.run.legacy import translate
+from ptzjepa.storage.frames import FrameStore
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 from tests.fake_cameras import FakeHanwha
 
@@ -131,7 +131,7 @@ def test_build_context_has_what_the_image_needs_and_nothing_local():
                   "ptzjepa/__pycache__/config.cpython-312.pyc", "ptzjepa.egg-info/PKG-INFO"):
         assert ignored(local, patterns), local
     copied = [src for args in only("COPY") for src in args.split()[:-1]]
-    needed = [*copied, "cli.py", "ptzjepa/config.py", "ptzjepa/camera/hanwha.py", "sim/camera.py",
+    needed = [*copied, "cli.py", "ptzjepa/config/settings.py", "ptzjepa/camera/hanwha.py", "sim/camera.py",
               "profiles/waggle.yaml", "machines/lifelong.yaml", "pyproject.toml", "README.md"]
     for path in needed:
         if path == ".":

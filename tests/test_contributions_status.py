@@ -6,10 +6,11 @@ import json
 
 import torch
 
-from ptzjepa import app, contributions
-from ptzjepa.checkpoints import Checkpoints
-from ptzjepa.config_loading import config_to_dict, load_config
-from ptzjepa.store import Store
+from ptzjepa.config.loading import config_to_dict, load_config
+from ptzjepa.distributed import contributions
+from ptzjepa.run import app
+from ptzjepa.storage.checkpoints import Checkpoints
+from ptzjepa.storage.store import Store
 
 
 def test_status_lists_contributions_per_model_and_node_from_the_shared_store(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Each damage of issue 14 on its own: what the node does with it (docs/resilience.md)."""
+"""Each kind of damage on its own: what the node does with it (docs/resilience.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptzjepa import app
-from ptzjepa.checkpoints import Checkpoints
+from ptzjepa.run import app
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.capture import capture
 from ptzjepa.stages.dream import DREAMS, complete_sets, dream
 from ptzjepa.stages.world_model import train_world_model
-from ptzjepa.store import Store
+from ptzjepa.storage.checkpoints import Checkpoints
+from ptzjepa.storage.store import Store
 from tests.damage_helpers import (
     copy_store, damage, good_checkpoints, assert_no_good_checkpoint_lost, meta_of, pristine_store, run_node,
 )
@@ -50,9 +50,9 @@ def _warnings(err: str) -> list[str]:
 @pytest.mark.parametrize("content", [b"\x00\xffnot json{", b"", b'{"machine": "lifelong", "state": "train_world_model", '
                                      b'"cycle": "two", "first_cycle": 0}'], ids=["garbage", "empty", "wrong-types"])
 def test_a_damaged_machine_state_is_moved_aside_and_rebuilt_and_status_reports_it(store_copy, capsys, content):
-    from ptzjepa.config_loading import load_config
-    from ptzjepa.machine import Runner, load_machine
-    from ptzjepa.node import Node
+    from ptzjepa.config.loading import load_config
+    from ptzjepa.node.context import Node
+    from ptzjepa.run.machine import Runner, load_machine
 
     (store_copy / "state/machine.json").write_bytes(content)
     assert app.status(str(store_copy), as_json=True) == 0  # status only reads: it reports, moves nothing
@@ -266,7 +266,7 @@ def test_a_failed_cycle_is_not_counted_complete_and_the_next_run_redoes_it(store
 
 
 def test_a_killed_save_leaves_no_temporary_file_behind_on_a_store_of_its_own(store_copy):
-    from ptzjepa.store import _temp_tag
+    from ptzjepa.storage.store import _temp_tag
 
     leftover = store_copy / KIND / "wm-0" / f".ckpt-000009.pt.tmp-{_temp_tag()}"
     leftover.write_bytes(b"partial")  # fresh: an hour has not passed
@@ -275,7 +275,7 @@ def test_a_killed_save_leaves_no_temporary_file_behind_on_a_store_of_its_own(sto
 
 
 def test_on_a_shared_folder_temporary_files_go_by_whose_they_are(tmp_path):
-    from ptzjepa.store import _HOST
+    from ptzjepa.storage.store import _HOST
 
     store = Store(str(tmp_path))
     proc = subprocess.Popen(["true"])
@@ -295,7 +295,7 @@ def test_on_a_shared_folder_temporary_files_go_by_whose_they_are(tmp_path):
 
 
 def test_temporary_names_say_whose_they_are():
-    from ptzjepa.store import _HOST, _temp_owner, _temp_tag
+    from ptzjepa.storage.store import _HOST, _temp_owner, _temp_tag
 
     assert _temp_owner(f".x.bin.tmp-{_temp_tag()}") == (os.getpid(), _HOST)
     assert _temp_owner(".x.bin.tmp-123") is None and _temp_owner(".x.tmp-abc-host-1") is None
@@ -312,7 +312,7 @@ def test_a_damaged_run_lease_is_held_while_fresh_then_moved_aside(monkeypatch, c
     import time
     import uuid
 
-    from ptzjepa.runlock import LEASE_FILE, RunLock, RunLockedError
+    from ptzjepa.storage.runlock import LEASE_FILE, RunLock, RunLockedError
 
     store = Store(f"memory://lease-{uuid.uuid4().hex}")
     store.protocol = "remote-test"  # a memory store taken for a remote one: the lease path, no server

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptzjepa import app, contributions
-from ptzjepa.checkpoints import Checkpoints, FenceRefused
-from ptzjepa.config import StorageConfig
-from ptzjepa.config_loading import config_to_dict, load_config
-from ptzjepa.shared_store import models_shared
-from ptzjepa.store import Store
+from ptzjepa.config.loading import config_to_dict, load_config
+from ptzjepa.config.settings import StorageConfig
+from ptzjepa.distributed import contributions
+from ptzjepa.distributed.shared_store import models_shared
+from ptzjepa.run import app
+from ptzjepa.storage.checkpoints import Checkpoints, FenceRefused
+from ptzjepa.storage.store import Store
 
 KIND = "world_models"
 
@@ -101,7 +102,7 @@ def test_a_run_sweeps_a_set_apart_shared_store_by_whose_the_temporary_files_are(
     """The node's own world_models folder is no one else's: its leftovers go at once. In the shared
     store a live writer's fresh temporary file (this test's process stands for another node's
     writer) is left alone."""
-    from ptzjepa.store import _temp_tag
+    from ptzjepa.storage.store import _temp_tag
 
     own, shared = tmp_path / "own", tmp_path / "shared"
     live = shared / KIND / "wm-0" / f".ckpt-000001.pt.tmp-{_temp_tag()}"

@@ -10,8 +10,8 @@ from collections import defaultdict
 
 import pytest
 
-from ptzjepa import events as events_module
-from ptzjepa.events import Event, log_subscriber
+from ptzjepa.view import events as events_module
+from ptzjepa.view.events import Event, log_subscriber
 from tests.conftest import REPO
 
 

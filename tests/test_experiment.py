@@ -12,7 +12,7 @@ import numpy as np
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.coverage import frames_taken
 from ptzjepa.metrics.summary import METRICS
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 
 SMALL = ["world_model.epochs=1", "agent.epochs=1", "dream.number_of_dreams=8", "dream.dream_length=2",

@@ -16,9 +16,9 @@ import pytest
 import redis
 import torch
 
-from ptzjepa.checkpoints import Checkpoints, StoreError
-from ptzjepa.locks import RedisLocker
-from ptzjepa.store import Store
+from ptzjepa.distributed.locks import RedisLocker
+from ptzjepa.storage.checkpoints import Checkpoints, StoreError
+from ptzjepa.storage.store import Store
 from tests import fencing_workers as workers
 from tests.redis_server import redis_server
 from tests.s3_server import BUCKET, s3_server

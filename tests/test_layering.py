@@ -1,14 +1,17 @@
 """The import layering of ptzjepa, checked from the source with `ast` (function-level imports too).
 
-Layers, top to bottom; a module imports only from its own layer or the ones below it:
+A folder of ptzjepa is a layer; top to bottom:
 
-    cli -> app -> machine -> stages -> metrics -> model_store -> node level -> settings -> parts -> foundations
+    cli -> report -> experiment -> run -> stages -> metrics -> node -> distributed -> config -> view
+        -> storage -> sim -> camera -> learning -> foundations (the modules directly in ptzjepa/)
 
-and besides: no import loop among ptzjepa modules; `ptzjepa.learning` imports nothing of ptzjepa
-outside itself and no I/O library; `sim` is imported only by the node-level camera construction
-(ptzjepa.cameras), by the settings for its own section (sim.settings), and by evaluation code;
-`sim` itself needs only ptzjepa.camera.base. Tests and benchmarks are outside the library and may
-import anything. A new module must be given a layer here: the failure says which one lacks it.
+A module imports only from its own folder or the ones below it. Besides: no import loop among
+ptzjepa modules; `ptzjepa.learning` imports nothing of ptzjepa outside itself and no I/O library,
+and inside it the agent builds on the world model, never the reverse; `sim` is imported only by
+the node's camera construction (ptzjepa.node.cameras), by the settings for its own section
+(sim.settings), and by evaluation code; `sim` itself needs only ptzjepa.camera.base. Tests and
+benchmarks are outside the library and may import anything. A new folder must be given a layer
+here: the failure says which one lacks it.
 """
 
 from __future__ import annotations
@@ -21,39 +24,31 @@ import pytest
 
 from tests.conftest import REPO
 
-# Top to bottom. A pattern names a module or, with `*`, a family of modules.
-LAYERS: list[tuple[str, list[str]]] = [
-    ("cli", ["cli"]),
-    ("report", ["ptzjepa.report", "ptzjepa.report.*"]),  # `cli.py report`: reads a run's store, draws it
-    ("app", ["ptzjepa.app", "ptzjepa.view", "ptzjepa.view_states", "ptzjepa.waggle", "ptzjepa.legacy",
-             "ptzjepa.progress_lines",
-             "ptzjepa.contributions_view",
-             # the swarm: node processes, their Redis and the combined view
-             "ptzjepa.swarm", "ptzjepa.swarm_view",
-             # evaluation code (issue 11): runs nodes on the simulator and compares them
-             "ptzjepa.experiment*", "ptzjepa.evaluation*"]),
-    ("machine", ["ptzjepa.machine", "ptzjepa.store_check"]),
-    ("stages", ["ptzjepa.stages", "ptzjepa.stages.*"]),
-    # what a run measures about itself (issue 11), used by the evaluate and navigate stages
-    ("metrics", ["ptzjepa.metrics", "ptzjepa.metrics.*"]),
-    ("model_store", ["ptzjepa.model_store", "ptzjepa.model_choice"]),
-    ("node level", ["ptzjepa.node", "ptzjepa.cameras", "ptzjepa.retention", "ptzjepa.data", "ptzjepa.shared_store",
-                    "ptzjepa.preflight",
-                    "ptzjepa.training_frames"]),
-    ("settings", ["ptzjepa.config_loading", "ptzjepa.config", "ptzjepa.config_checks"]),
-    ("parts", ["ptzjepa.learning", "ptzjepa.learning.*", "ptzjepa.camera", "ptzjepa.camera.*",
-               "ptzjepa.store", "ptzjepa.locks", "ptzjepa.lock_queue", "ptzjepa.fence_log", "ptzjepa.events",
-               "ptzjepa.frames", "ptzjepa.checkpoints",
-               "ptzjepa.runlock", "ptzjepa.status", "ptzjepa.logs", "ptzjepa.damage", "ptzjepa.contributions",
-               "ptzjepa.redis_server",
-               "sim", "sim.*"]),
-    ("foundations", ["ptzjepa", "ptzjepa.errors", "ptzjepa.secrets"]),
+# Top to bottom, each a folder of ptzjepa (or cli.py, or the simulator's package).
+LAYERS: list[str] = [
+    "cli",
+    "report",  # `cli.py report`: reads a run's store, draws it
+    "experiment",  # `cli.py experiment`: runs nodes on the simulator and compares them
+    "run",  # one run: the app, the machine, the store check
+    "stages",
+    "metrics",  # what a run measures about itself, used by the evaluate and navigate stages
+    "node",  # what a stage gets: context, camera, models, training frames
+    "distributed",  # leases, the shared store, contributions, the swarm
+    "config",
+    "view",  # the event stream and what reads it
+    "storage",
+    "sim",
+    "camera",
+    "learning",
+    "foundations",  # errors, secrets, logs: the modules directly in ptzjepa/
 ]
+# The most modules directly in ptzjepa/ (besides __init__.py): the rest live in their layer's folder.
+MOST_AT_THE_TOP = 12
 
-# Who may import the simulator: the node-level construction, and evaluation code.
-SIM_IMPORTERS = ["ptzjepa.cameras", "ptzjepa.experiment*", "ptzjepa.metrics*", "ptzjepa.evaluation*"]
+# Who may import the simulator: the node's camera construction, and evaluation code.
+SIM_IMPORTERS = ["ptzjepa.node.cameras", "ptzjepa.experiment*", "ptzjepa.metrics*"]
 # The settings compose the simulator's own section, a plain attrs module.
-SIM_SETTINGS_IMPORTERS = ["ptzjepa.config"]
+SIM_SETTINGS_IMPORTERS = ["ptzjepa.config.settings"]
 # What ptzjepa.learning may import besides itself: torch, numpy and computing parts of the
 # standard library; no I/O (tests/test_benchmarks.py checks the same of the torch benchmarks).
 LEARNING_MAY_IMPORT = {"__future__", "abc", "collections", "contextlib", "copy", "dataclasses",
@@ -108,11 +103,22 @@ GRAPH = {name: [(dep, line) for target, line in _imports(name, path)
          for name, path in SOURCES.items()}
 
 
+def _folder(name: str) -> str:
+    """The layer a module belongs to: its folder under ptzjepa/, or cli, sim, foundations."""
+    parts = name.split(".")
+    if parts[0] in ("cli", "sim"):
+        return parts[0]
+    if len(parts) == 1 or (len(parts) == 2 and not SOURCES[name].name == "__init__.py"):
+        return "foundations"
+    return parts[1]
+
+
 def _layer(name: str) -> int:
-    for index, (_, patterns) in enumerate(LAYERS):
-        if any(fnmatch(name, pattern) for pattern in patterns):
-            return index
-    raise AssertionError(f"{name}: no layer given in tests/test_layering.py LAYERS; add it where it belongs")
+    folder = _folder(name)
+    if folder not in LAYERS:
+        raise AssertionError(f"{name}: ptzjepa/{folder}/ has no layer in tests/test_layering.py LAYERS; "
+                             "add it where it belongs")
+    return LAYERS.index(folder)
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -124,8 +130,13 @@ def test_every_module_has_a_layer():
         _layer(name)
 
 
+def test_at_most_a_few_modules_lie_directly_in_the_package():
+    top = sorted(name for name in SOURCES if _folder(name) == "foundations" and name != "ptzjepa")
+    assert len(top) <= MOST_AT_THE_TOP, top
+
+
 def test_no_import_runs_up_a_layer():
-    upward = [f"{name}:{line} imports {dep} ({LAYERS[_layer(dep)][0]} is above {LAYERS[_layer(name)][0]})"
+    upward = [f"{name}:{line} imports {dep} ({LAYERS[_layer(dep)]} is above {LAYERS[_layer(name)]})"
               for name, deps in GRAPH.items() for dep, line in deps if _layer(dep) < _layer(name)]
     assert upward == []
 
@@ -193,4 +204,14 @@ def test_learning_imports_no_io(name):
         inside = target == "ptzjepa.learning" or target.startswith("ptzjepa.learning.")
         if not inside and top not in LEARNING_MAY_IMPORT:
             wrong.append(f"{name}:{line} imports {target}")
+    assert wrong == []
+
+
+def test_the_agent_builds_on_the_world_model_not_the_reverse():
+    wrong = [f"{name}:{line} imports {dep}" for name, deps in GRAPH.items()
+             if name.startswith("ptzjepa.learning.world_model")
+             for dep, line in deps if dep.startswith("ptzjepa.learning.agent")]
+    wrong += [f"{name}:{line} imports {dep}" for name, deps in GRAPH.items()
+              if name.startswith("ptzjepa.learning.") and name.count(".") == 2 and SOURCES[name].name != "__init__.py"
+              for dep, line in deps if dep.count(".") > 2 and dep.startswith("ptzjepa.learning.")]
     assert wrong == []

@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptzjepa.learning.dqn import (
+from ptzjepa.learning.agent.dqn import (
     DQNSettings,
     DQNTrainer,
     dreams_to_transitions,
     param_groups,
     select_reward,
 )
-from ptzjepa.learning.dreamer import Dreams
-from ptzjepa.learning.qnet import QNetSpec, QNetwork
-from ptzjepa.learning.replay import ReplayBuffer, Transitions
+from ptzjepa.learning.agent.dreamer import Dreams
+from ptzjepa.learning.agent.qnet import QNetSpec, QNetwork
+from ptzjepa.learning.agent.replay import ReplayBuffer, Transitions
 
 D, N, A = 16, 16, 5  # token width, tokens (4x4 grid), actions
 
@@ -113,6 +113,25 @@ def test_qnetwork_shapes_and_pooling_equivalence():
     torch.testing.assert_close(net.pool(tokens)[:, 0], tokens[:, [0, 1, 4, 5]].mean(dim=1))
     with pytest.raises(ValueError, match=r"tokens must be \[B, 16, 16\]"):
         net(torch.randn(3, 9, D), poses)
+
+
+def test_an_agent_stored_under_the_earlier_block_names_loads_the_same_weights():
+    torch.manual_seed(0)
+    net = QNetwork(tiny_spec(pool=2)).eval()
+    earlier = {"attn.qkv.": "qkv.", "attn.proj.": "proj.", "fc1.": "mlp.0.", "fc2.": "mlp.2."}
+    stored = {}
+    for key, value in net.state_dict().items():
+        for now, before in earlier.items():
+            key = key.replace(f".{now}", f".{before}")
+        stored[key] = value
+    assert "blocks.0.mlp.2.weight" in stored and "blocks.0.fc2.weight" not in stored
+    torch.manual_seed(1)
+    loaded = QNetwork(tiny_spec(pool=2)).eval()
+    tokens, poses = torch.randn(2, N, D), torch.tensor([[10.0, 5.0, 1.0]] * 2)
+    assert not torch.equal(loaded(tokens, poses), net(tokens, poses))
+    loaded.load_state_dict(stored)  # strict: every parameter found under its name
+    assert torch.equal(loaded(tokens, poses), net(tokens, poses))
+    assert [n for n, _ in loaded.named_parameters()] == [n for n, _ in net.named_parameters()]
 
 
 def test_qnet_spec_rejects_bad_sizes():
@@ -213,7 +232,7 @@ def test_step_soft_updates_target_and_skips_decay_on_biases_and_norms():
 
 
 def test_standard_reward_norm_keeps_the_order_and_sets_the_scale():
-    from ptzjepa.learning.dqn import normalise_rewards
+    from ptzjepa.learning.agent.dqn import normalise_rewards
 
     raw = torch.tensor([[0.20, 0.21, 0.25], [0.19, 0.30, 0.22]])
     z = normalise_rewards(raw, "standard")

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ptzjepa.camera.settings import LimitsConfig
-from ptzjepa.config import Modulation, default_actions
-from ptzjepa.learning.actions import ActionTable, PoseLimits
-from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
-from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
+from ptzjepa.config.settings import Modulation, default_actions
+from ptzjepa.learning.agent.actions import ActionTable
+from ptzjepa.learning.agent.dreamer import DreamInterrupted, Dreams, rollout, rollout_one_at_a_time
 from ptzjepa.learning.sizes import TransformerSize
+from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model
 
 B, T = 6, 3
 
@@ -47,11 +47,9 @@ def original_actions(modulation: Modulation = Modulation(), limits: LimitsConfig
         [a.name for a in acts],
         [[a.pan, a.tilt, a.zoom] for a in acts],
         (modulation.pan, modulation.tilt, modulation.zoom),
-        PoseLimits(
-            limits.pan_min, limits.pan_max, limits.pan_wraps,
-            limits.tilt_min, limits.tilt_max, limits.zoom_min, limits.zoom_max,
-        ),
-    )  # fmt: skip
+        pan=(limits.pan_min, limits.pan_max), tilt=(limits.tilt_min, limits.tilt_max),
+        zoom=(limits.zoom_min, limits.zoom_max), pan_wraps=limits.pan_wraps,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +75,7 @@ def test_action_table_wraps_pan_and_clamps_tilt_and_zoom():
         ["noop", "right", "left", "up", "zoom"],
         [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, 0, 1]],
         modulation=(2.0, 3.0, 0.5),
-        limits=PoseLimits(0.0, 360.0, True, -20.0, 90.0, 1.0, 4.0),
+        zoom=(1.0, 4.0),
     )
     poses = torch.tensor([[359.0, 0.0, 1.0], [0.5, 0.0, 1.0], [10.0, 88.0, 1.0], [10.0, 0.0, 3.8], [5.0, 5.0, 2.0]])
     got = table.apply(poses, torch.tensor([1, 2, 3, 4, 0]))
@@ -88,7 +86,7 @@ def test_action_table_wraps_pan_and_clamps_tilt_and_zoom():
 
 
 def test_action_table_clamps_a_pan_that_does_not_wrap():
-    table = ActionTable(["left", "right"], [[-5, 0, 0], [5, 0, 0]], limits=PoseLimits(-180, 180, False))
+    table = ActionTable(["left", "right"], [[-5, 0, 0], [5, 0, 0]], pan=(-180, 180), pan_wraps=False)
     got = table.apply(torch.tensor([[-178.0, 0, 1], [179.0, 0, 1]]), torch.tensor([0, 1]))
     torch.testing.assert_close(got[:, 0], torch.tensor([-180.0, 180.0]))
 
@@ -105,8 +103,8 @@ def test_action_table_from_the_profile_and_bad_input():
         table.apply(torch.zeros(1, 3), torch.tensor([21]))
     with pytest.raises(ValueError, match="unknown action 'spin'"):
         table.index("spin")
-    with pytest.raises(ValueError, match="PoseLimits.tilt"):
-        PoseLimits(tilt_lo=10.0, tilt_hi=-10.0)
+    with pytest.raises(ValueError, match="ActionTable.tilt: expected finite lo < hi"):
+        ActionTable(["a"], [[0, 0, 0]], tilt=(10.0, -10.0))
 
 
 # --- dreams -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptzjepa.learning.jepa import (
+from ptzjepa.learning.world_model.jepa import (
     WorldModelSpec,
     build_world_model,
     move_features,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptzjepa.learning.vit import (
+from ptzjepa.learning.world_model.vit import (
     ViTSpec,
     VisionTransformer,
     gather_tokens,

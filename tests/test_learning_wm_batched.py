@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptzjepa.learning.wm_batched import batched_pair_step, micro_pair_index
-from ptzjepa.learning.wm_steps import pair_index, pair_step
+from ptzjepa.learning.world_model.batched import batched_pair_step, micro_pair_index
+from ptzjepa.learning.world_model.steps import pair_index, pair_step
 from tests.test_learning_wm_steps import double_model, take_grads
 
 POSES = [[10.0, 5.0, 1.0], [200.0, -10.0, 2.0], [359.0, 40.0, 1.5], [90.0, 0.0, 3.0],
@@ -55,7 +55,7 @@ def test_bad_micro_batches_are_one_line_errors():
 
 
 def test_trainer_update_batched_or_looped_gives_the_same_model_and_a_stop_drops_the_partial_update():
-    from ptzjepa.learning.wm_optim import WorldModelTrainer
+    from ptzjepa.learning.world_model.optim import WorldModelTrainer
     from tests.test_learning_wm_steps import flat_schedules
 
     images = torch.randn(6, 3, 32, 32, dtype=torch.float64)

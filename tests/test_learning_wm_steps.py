@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from benchmarks.original_step import naive_step
-from ptzjepa.learning.jepa import WorldModelSpec, build_world_model
-from ptzjepa.learning.masks import MaskSampler
 from ptzjepa.learning.schedules import make_schedules
 from ptzjepa.learning.sizes import TransformerSize
-from ptzjepa.learning.wm_optim import WorldModelTrainer, apply_schedules, build_optimizer
-from ptzjepa.learning.wm_steps import masked_step, pair_index, pair_step
+from ptzjepa.learning.world_model.jepa import WorldModelSpec, build_world_model
+from ptzjepa.learning.world_model.masks import MaskSampler
+from ptzjepa.learning.world_model.optim import WorldModelTrainer, apply_schedules, build_optimizer
+from ptzjepa.learning.world_model.steps import masked_step, pair_index, pair_step
 
 SPEC = WorldModelSpec(
     image_size=32,

@@ -1,6 +1,6 @@
-from ptzjepa.config_loading import load_config
-from ptzjepa.legacy import translate
-from ptzjepa.machine import load_machine
+from ptzjepa.config.loading import load_config
+from ptzjepa.run.legacy import translate
+from ptzjepa.run.machine import load_machine
 
 
 def test_original_flags_map_onto_settings():
@@ -24,10 +24,10 @@ def test_defaults_and_axis_and_stored_images():
     config = load_config(run.profile, run.overrides)
     assert config.camera.kind == "axis"
     # The original's x100 turned Axis zoom steps into Axis device units; our Axis driver converts
-    # the optical factor itself, so every brand keeps zoom x1 (and the original's pan/tilt x2).
+    # the optical factor itself, so every brand keeps zoom x1 (and PTZJEPA's pan/tilt x2).
     mod = config.navigate.modulation
     assert (mod.pan, mod.tilt, mod.zoom) == (2.0, 2.0, 1.0)
-    assert not config.storage.keep_images  # the original deleted frames unless -ki
+    assert not config.storage.keep_images  # PTZJEPA deleted frames unless -ki
     assert run.machine == "lifelong_stored"
     assert load_machine(run.machine, check_stages=True).initial == "train_world_model"
     for mode in ("train", "world_model_train", "dream", "agent_train", "env_interaction"):
@@ -43,7 +43,7 @@ def test_every_brand_keeps_the_same_modulation():
 
 def test_dist_maps_onto_the_shared_store_and_keeps_data_per_node():
     """-dist must not suggest a shared --data (one run per data folder; frame ids name no node):
-    the world models alone are shared, in storage.shared over SFTP, from the original's
+    the world models alone are shared, in storage.shared over SFTP, from PTZJEPA's
     -dist_ip/-dist_username/-dist_host_directory (no mount)."""
     run = translate("-dist -dist_ip 10.0.0.9 -dist_username ptz -dist_host_directory /srv/wm".split())
     config = load_config(run.profile, run.overrides)

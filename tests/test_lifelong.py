@@ -49,7 +49,7 @@ def test_two_cycles_end_to_end(tmp_path):
     # the view draws the run's whole story from what its events left in the status file
     from rich.console import Console
 
-    from ptzjepa.view import render
+    from ptzjepa.view.live import render
 
     console = Console(record=True, width=160, color_system=None)
     console.print(render(status))

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from ptzjepa.locks import LocalLocker, RedisLocker, fenced
-from ptzjepa.store import Store
+from ptzjepa.distributed.locks import LocalLocker, RedisLocker, fenced
+from ptzjepa.storage.store import Store
 from tests.redis_server import redis_server
 
 PASSWORD = "redis-test-pw-7781"
@@ -131,7 +131,7 @@ def test_redis_waiters_take_a_freed_model_in_arrival_order_and_a_late_comer_wait
 
 
 def test_a_waiter_that_dies_leaves_the_queue_when_its_entry_expires(redis_url, monkeypatch):
-    from ptzjepa import lock_queue
+    from ptzjepa.distributed import lock_queue
 
     monkeypatch.setattr(lock_queue, "ENTRY_S", 0.3)
     prefix = uuid.uuid4().hex
@@ -156,10 +156,10 @@ def test_a_blocking_acquire_queues_itself_and_is_served_in_turn(redis_url):
 
 
 def test_waiting_for_lock_shows_the_nodes_place_in_each_queue_and_leaves_them_when_it_gives_up(redis_url, monkeypatch):
-    from ptzjepa.config_loading import load_config
-    from ptzjepa.node import Node
+    from ptzjepa.config.loading import load_config
+    from ptzjepa.node.context import Node
     from ptzjepa.stages.wait_for_lock import wait_for_lock
-    from ptzjepa.status import NodeStatus
+    from ptzjepa.view.status import NodeStatus
 
     prefix = uuid.uuid4().hex
     monkeypatch.setenv("PTZJEPA_REDIS_PASSWORD", PASSWORD)

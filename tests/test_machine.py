@@ -3,10 +3,10 @@ import uuid
 import pytest
 
 from ptzjepa import stages as registry
-from ptzjepa.config_loading import load_config
-from ptzjepa.machine import MACHINE_STATE_FILE, MACHINES_DIR, MachineError, Runner, load_machine, mermaid
-from ptzjepa.node import Node
-from ptzjepa.store import Store
+from ptzjepa.config.loading import load_config
+from ptzjepa.node.context import Node
+from ptzjepa.run.machine import MACHINE_STATE_FILE, MACHINES_DIR, MachineError, Runner, load_machine, mermaid
+from ptzjepa.storage.store import Store
 
 LOOP = """
 name: loop

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptzjepa.frames import FrameStore
-from ptzjepa.store import Store
+from ptzjepa.storage.frames import FrameStore
+from ptzjepa.storage.store import Store
 from tests.lifelong_helpers import ONE_THREAD, run_command, run_to_end
 
 

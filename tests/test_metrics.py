@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ, AxisRange, PTZLimits
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import Command, FrameRecord
-from ptzjepa.learning.jepa import build_world_model
+from ptzjepa.config.loading import load_config
+from ptzjepa.learning.world_model.jepa import build_world_model
 from ptzjepa.metrics.choice import action_errors, percentile
 from ptzjepa.metrics.coverage import CellGrid, coverage, coverage_report
+from ptzjepa.node import model_store
 from ptzjepa.stages.navigate_policy import random_action, sweep_action
+from ptzjepa.storage.frames import Command, FrameRecord
 
 LIMITS = PTZLimits(AxisRange(0, 360, wraps=True), AxisRange(-20, 90), AxisRange(1, 32))
 GRID = CellGrid(LIMITS, pan_deg=30, tilt_deg=15, zoom_octaves=1)
@@ -84,7 +84,7 @@ def test_action_errors_are_each_moves_real_error_as_navigation_measures_it():
     def render(ptz):  # a different hand-made picture for every pose
         return views.setdefault(ptz.as_tuple(), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
 
-    from ptzjepa.data import to_tensor
+    from ptzjepa.node.frame_tensors import to_tensor
 
     image = to_tensor(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), 64).unsqueeze(0)
     pose = torch.tensor([[100.0, 10.0, 1.0]])
@@ -116,9 +116,9 @@ def test_sweep_rasters_pan_rows_then_tilt_then_zoom_and_turns_at_the_limits():
 def test_status_and_view_show_the_newest_coverage_choice_and_held_out_error():
     from rich.console import Console
 
-    from ptzjepa.events import Events
-    from ptzjepa.status import NodeStatus
-    from ptzjepa.view import render
+    from ptzjepa.view.events import Events
+    from ptzjepa.view.live import render
+    from ptzjepa.view.status import NodeStatus
 
     events, status = Events(), NodeStatus(limits=LIMITS)
     events.subscribe(status)

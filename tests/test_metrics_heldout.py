@@ -1,22 +1,20 @@
 """The held-out set, the evaluate stage and graded navigation on the tiny profile's simulator."""
 
-import io
-
 import attrs
 import pytest
 import torch
 
-from ptzjepa import model_store
 from ptzjepa.camera.base import PTZ
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import EMBEDS
+from ptzjepa.config.loading import load_config
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.choice import load_choices
 from ptzjepa.metrics.coverage import frames_taken
-from ptzjepa.node import Node
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
 from ptzjepa.stages.evaluate import COVERAGE, evaluate
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
+from ptzjepa.storage.embeddings import read_embedding
 from tests.stage_helpers import captured_node
 
 
@@ -93,8 +91,8 @@ def test_baseline_policies_navigate_without_an_agent_and_every_move_is_graded(po
         if record.command.kind != "action":
             continue
         assert by_id[record.id]["action"] == record.command.action
-        stored = torch.load(io.BytesIO(node.store.read_bytes(f"{EMBEDS}/{record.id}.pt")))
-        assert stored["policy"] == policy and stored["choice_percentile"] == by_id[record.id]["percentile"]
+        stored = read_embedding(node.store, record.id)
+        assert stored.policy == policy and stored.choice_percentile == by_id[record.id]["percentile"]
     if policy == "sweep":
         assert {r.command.action for r in nav if r.command.kind == "action"} == {"jump_right"}  # 3 moves a round
     else:  # the agent's own policy still needs the agent

@@ -8,14 +8,15 @@ import uuid
 import pytest
 import torch
 
-from ptzjepa import contributions, model_choice, model_store
-from ptzjepa.config_loading import load_config
-from ptzjepa.events import Events
-from ptzjepa.locks import LocalLocker
-from ptzjepa.node import Node
+from ptzjepa.config.loading import load_config
+from ptzjepa.distributed import contributions, model_choice
+from ptzjepa.distributed.locks import LocalLocker
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
 from ptzjepa.stages.wait_for_lock import wait_for_lock
 from ptzjepa.stages.world_model import train_world_model
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
+from ptzjepa.view.events import Events
 from tests.stage_helpers import captured_node
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ptzjepa.camera.base import PTZ, PTZLimits, AxisRange
-from ptzjepa.config_loading import ConfigError, config_notes, load_config
+from ptzjepa.config.loading import ConfigError, config_notes, load_config
 from sim.camera import SimCamera
 from sim.field_of_view import fields, on_sphere
 

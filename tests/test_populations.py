@@ -8,9 +8,9 @@ import attrs
 import pytest
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.locks import LocalLocker
-from ptzjepa.node import Node
+from ptzjepa.distributed.locks import LocalLocker
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import dream
 from ptzjepa.stages.world_model import train_world_model

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ptzjepa.redis_server import RedisServer, free_port
+from ptzjepa.distributed.redis_server import RedisServer, free_port
 from tests.conftest import REPO
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -3,13 +3,14 @@ import uuid
 import numpy as np
 import pytest
 
-from ptzjepa import retention
 from ptzjepa.camera.base import PTZ, Frame, utc_now
-from ptzjepa.config_loading import load_config
-from ptzjepa.frames import COMMANDS, EMBEDS, IMAGES, POSITIONS, Command, FrameStore, frame_id
-from ptzjepa.machine import Runner, load_machine
-from ptzjepa.node import Node
-from ptzjepa.store import Store, StoreError
+from ptzjepa.config.loading import load_config
+from ptzjepa.node import retention
+from ptzjepa.node.context import Node
+from ptzjepa.run.machine import Runner, load_machine
+from ptzjepa.storage.embeddings import EMBEDS
+from ptzjepa.storage.frames import COMMANDS, IMAGES, POSITIONS, Command, FrameStore, frame_id
+from ptzjepa.storage.store import Store, StoreError
 
 
 def _node(*overrides, rounds=((0, "capture", 4), (1, "capture", 4), (2, "capture", 4)), embeds=False):

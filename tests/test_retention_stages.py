@@ -1,12 +1,12 @@
 """The stages over a store whose limits removed images but kept the positions: a tracked position
 is never handed to training, dreams or navigation as a frame."""
 
-from ptzjepa import model_store
-from ptzjepa.frames import frame_id
+from ptzjepa.node import model_store
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import dream
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
+from ptzjepa.storage.frames import frame_id
 from tests.stage_helpers import captured_node
 
 

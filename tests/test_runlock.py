@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from ptzjepa.runlock import LEASE_FILE, RunLock, RunLockedError
-from ptzjepa.store import Store
+from ptzjepa.storage.runlock import LEASE_FILE, RunLock, RunLockedError
+from ptzjepa.storage.store import Store
 from tests.conftest import REPO
 
 
@@ -16,8 +16,8 @@ def test_local_lock_refuses_a_second_process(tmp_path):
         probe = textwrap.dedent(
             f"""
             import sys; sys.path.insert(0, {str(REPO)!r})
-            from ptzjepa.runlock import RunLock, RunLockedError
-            from ptzjepa.store import Store
+            from ptzjepa.storage.runlock import RunLock, RunLockedError
+            from ptzjepa.storage.store import Store
             try:
                 RunLock(Store({str(tmp_path)!r})).acquire()
             except RunLockedError as e:

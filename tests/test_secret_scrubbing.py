@@ -13,10 +13,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from ptzjepa.events import Events
 from ptzjepa.logs import RedactSecrets, Scrubber
-from ptzjepa.status import NodeStatus, StatusWriter, STATUS_FILE
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
+from ptzjepa.view.events import Events
+from ptzjepa.view.status import NodeStatus, StatusWriter, STATUS_FILE
 from tests.fake_cameras import FAKES
 from tests.test_camera_cli import PASSWORD, run_capture
 

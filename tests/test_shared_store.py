@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptzjepa.checkpoints import Checkpoints, FenceRefused
-from ptzjepa.config import StorageConfig
-from ptzjepa.fence_log import KEEP_RECORDS, FenceLog, Head, record_name
-from ptzjepa.shared_store import open_shared
-from ptzjepa.store import Store
+from ptzjepa.config.settings import StorageConfig
+from ptzjepa.distributed.shared_store import open_shared
+from ptzjepa.storage.checkpoints import Checkpoints, FenceRefused
+from ptzjepa.storage.fence_log import KEEP_RECORDS, FenceLog, Head, record_name
+from ptzjepa.storage.store import Store
 from tests.s3_server import BUCKET, s3_server
 from tests.sftp_server import USER, sftp_server
 
@@ -164,7 +164,7 @@ def test_an_sftp_server_whose_host_key_is_not_known_is_refused(sftp, tmp_path, m
 def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_store(s3_endpoint, tmp_path):
     """A world model trained with storage.shared on S3: the checkpoints and their contributions
     are in the bucket, the frames and the rest in the node's own folder."""
-    from ptzjepa import model_store
+    from ptzjepa.node import model_store
     from ptzjepa.stages.world_model import train_world_model
     from tests.stage_helpers import captured_node
 
@@ -183,9 +183,9 @@ def test_a_node_keeps_its_frames_at_home_and_its_world_models_in_the_shared_stor
 def test_a_stage_whose_commit_the_store_refuses_drops_the_epoch_and_goes_on_as_locked(tmp_path, monkeypatch):
     """The stage passes its own lease check (a stalled writer would), but a newer holder committed
     while it trained: the store refuses, the stage says so, leaves no file and ends `locked`."""
-    from ptzjepa import model_store
-    from ptzjepa.events import Events
+    from ptzjepa.node import model_store
     from ptzjepa.stages import world_model as stage
+    from ptzjepa.view.events import Events
     from tests.stage_helpers import captured_node
 
     node = captured_node("run.node=cam", "world_model.epochs=1", "capture.iterations=1", "capture.movements=3",
@@ -215,8 +215,8 @@ def test_the_optimiser_file_is_the_newest_versions_and_a_refused_writer_leaves_i
     """Each committed save writes `optimizer-<version>.pt` after its commit and removes older ones;
     a stale writer (lower token) whose commit is refused writes none, so the newest version's
     optimiser state is the one its holder saved."""
-    from ptzjepa import model_store
     from ptzjepa.learning.session import Session
+    from ptzjepa.node import model_store
     from tests.stage_helpers import captured_node
 
     node = captured_node("run.node=cam", "world_model.epochs=1", "capture.iterations=1", "capture.movements=3",
@@ -245,7 +245,7 @@ def test_the_optimiser_file_is_the_newest_versions_and_a_refused_writer_leaves_i
     (["storage.shared=sftp://ptz:hunter2@host/models", "locks.kind=redis"], "storage.shared: expected no password"),
 ])
 def test_a_shared_store_setting_that_cannot_work_is_refused_at_load_in_one_line(overrides, expected):
-    from ptzjepa.config_loading import ConfigError, load_config
+    from ptzjepa.config.loading import ConfigError, load_config
 
     with pytest.raises(ConfigError) as caught:
         load_config("tiny", overrides)

@@ -1,11 +1,12 @@
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.learning.dreamer import Dreams
+from ptzjepa.learning.agent.dreamer import Dreams
+from ptzjepa.node import model_store
 from ptzjepa.stages.agent import train_agent
 from ptzjepa.stages.dream import DREAMS, complete_sets, dream, load_set
 from ptzjepa.stages.navigate import navigate
 from ptzjepa.stages.world_model import train_world_model
+from ptzjepa.storage.embeddings import embedding_ids, read_embedding
 from tests.stage_helpers import captured_node
 
 
@@ -79,12 +80,10 @@ def test_agent_trains_then_navigates_and_stores_rewards():
     assert len(nav) == cfg.iterations * (cfg.movements + 1) == node.frames.count() - before
     actions = [r for r in nav if r.command.kind == "action"]
     assert len(actions) == cfg.iterations * cfg.movements
-    embeds = node.store.list("collected_embeds", ".pt")
-    assert sorted(embeds) == sorted(f"{r.id}.pt" for r in actions)
-    import io
-
-    sample = torch.load(io.BytesIO(node.store.read_bytes(f"collected_embeds/{embeds[0]}")), weights_only=True)
-    assert sample["reward"].item() >= 0 and sample["q"].shape == (21,) and sample["embedding"].dtype == torch.float16
+    embeds = embedding_ids(node.store)
+    assert sorted(embeds) == sorted(r.id for r in actions)
+    sample = read_embedding(node.store, embeds[0])
+    assert sample.reward >= 0 and sample.q.shape == (21,) and sample.embedding.dtype == torch.float16
 
 
 def test_agent_checkpoint_round_trip_gives_the_trained_agent_back(monkeypatch):

@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.data import FrameDataset, collate_skipping_bad
+from ptzjepa.node import model_store
+from ptzjepa.node.frame_tensors import pose_of, to_tensor
 from ptzjepa.stages.world_model import pretrain_world_model, train_world_model
 from tests.conftest import REPO
 from tests.stage_helpers import captured_node
@@ -55,7 +55,8 @@ def test_checkpoint_round_trip_gives_the_trained_model_back(monkeypatch):
     for key in want:
         assert torch.equal(want[key], got[key]), key
     records = list(node.frames.records())[:4]
-    images, poses = collate_skipping_bad([FrameDataset(node.store.url, records, 64)[i] for i in range(4)])
+    images = torch.stack([to_tensor(node.frames.image(r), 64) for r in records])
+    poses = torch.stack([pose_of(r) for r in records])
     with torch.no_grad():
         a = trained.predict(trained.encode_context(images), poses, poses.flip(0))
         b = loaded.predict(loaded.encode_context(images), poses, poses.flip(0))
@@ -76,9 +77,9 @@ def test_pretrain_mode_trains_with_masks():
 def test_no_frames_is_an_outcome_not_a_crash():
     import uuid
 
-    from ptzjepa.config_loading import load_config
-    from ptzjepa.node import Node
-    from ptzjepa.store import Store
+    from ptzjepa.config.loading import load_config
+    from ptzjepa.node.context import Node
+    from ptzjepa.storage.store import Store
 
     node = Node(config=load_config("tiny"), store=Store(f"memory://empty-{uuid.uuid4().hex}"))
     assert train_world_model(node) == "no_data"

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from ptzjepa.app import _install_stop_handlers
+from ptzjepa.run.app import _install_stop_handlers
 
 
 def test_ctrl_c_prints_the_stopping_line_once_with_three_workers(capfd):

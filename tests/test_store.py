@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ptzjepa.store import Store, StoreError
+from ptzjepa.storage.store import Store, StoreError
 from tests.conftest import REPO
 
 
@@ -53,7 +53,7 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from ptzjepa.store import Store
+        from ptzjepa.storage.store import Store
         s = Store({str(root)!r})
         payload = bytes(range(256)) * 40000  # 10 MB: large enough to be caught mid-write
         i = 0

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ptzjepa.events import Event
-from ptzjepa.status import NodeStatus
-from ptzjepa.swarm import SwarmError, SwarmPlan, node_overrides, parse_node_sets
-from ptzjepa.swarm_view import model_cell
+from ptzjepa.distributed.swarm import SwarmError, SwarmPlan, node_overrides, parse_node_sets
+from ptzjepa.distributed.swarm_view import model_cell
+from ptzjepa.view.events import Event
+from ptzjepa.view.status import NodeStatus
 from tests.conftest import REPO
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ptzjepa.data import FrameDataset
-from ptzjepa.training_frames import FrameBank, FrameSampler
+from ptzjepa.node.frame_tensors import pose_of, to_tensor
+from ptzjepa.node.training_frames import FrameBank, FrameSampler
 from tests.stage_helpers import captured_node
 
 
@@ -30,7 +30,7 @@ def test_passes_mode_visits_every_frame_once_per_epoch_with_static_batches():
     assert FrameSampler(3, 8, seed=0, cycle=0, updates_per_epoch=2).rows(0).shape == (8,)  # more than stored
 
 
-def test_bank_decodes_once_drops_removed_frames_and_matches_the_loader():
+def test_bank_decodes_once_drops_removed_frames_and_matches_the_models_input():
     node = captured_node()
     records = list(node.frames.records())
     bank = FrameBank(64, torch.device("cpu"))
@@ -40,8 +40,8 @@ def test_bank_decodes_once_drops_removed_frames_and_matches_the_loader():
     kept = records[1:]
     assert bank.select(node.store, kept) == kept and bank.pixels.shape[0] == len(kept)
     images, poses = bank.batch(bank.rows(kept[:3]), (1.0, 1.0), torch.Generator().manual_seed(0))
-    loader = [FrameDataset(node.store.url, kept, 64)[i] for i in range(3)]
-    torch.testing.assert_close(images, torch.stack([x for x, _ in loader]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(poses, torch.stack([p for _, p in loader]))
+    single = [(to_tensor(node.frames.image(r), 64), pose_of(r)) for r in kept[:3]]  # what navigation reads
+    torch.testing.assert_close(images, torch.stack([x for x, _ in single]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(poses, torch.stack([p for _, p in single]))
     cropped, _ = bank.batch(bank.rows(kept[:3]), (0.5, 0.6), torch.Generator().manual_seed(0))
     assert cropped.shape == images.shape and not torch.allclose(cropped, images)

@@ -11,12 +11,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from ptzjepa import model_store as models
-from ptzjepa.events import Event, Events
-from ptzjepa.progress_lines import ProgressLines
+from ptzjepa.node import model_store as models
 from ptzjepa.stages.world_model import train_world_model
-from ptzjepa.status import NodeStatus
-from ptzjepa.view import render
+from ptzjepa.view.events import Event, Events
+from ptzjepa.view.live import render
+from ptzjepa.view.progress_lines import ProgressLines
+from ptzjepa.view.status import NodeStatus
 from tests.conftest import REPO
 from tests.stage_helpers import captured_node
 

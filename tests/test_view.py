@@ -5,10 +5,10 @@ import uuid
 
 from rich.console import Console
 
-from ptzjepa.events import Events
-from ptzjepa.status import NodeStatus, StatusWriter, STATUS_FILE
-from ptzjepa.store import Store
-from ptzjepa.view import coverage_map, render, sparkline
+from ptzjepa.storage.store import Store
+from ptzjepa.view.events import Events
+from ptzjepa.view.live import CoverageMap, render, sparkline
+from ptzjepa.view.status import NodeStatus, StatusWriter, STATUS_FILE
 from tests.conftest import REPO
 
 
@@ -42,8 +42,11 @@ def test_view_shows_state_cycle_and_coverage():
 
 def test_coverage_map_marks_where_frames_were_taken():
     _, status = _fed_status()
-    rows = coverage_map(status.snapshot()["coverage"]).plain.splitlines()
-    marked = [(r, c) for r, row in enumerate(rows[:-1]) for c, ch in enumerate(row) if ch != " "]
+    grid = CoverageMap(status.snapshot()["coverage"], None, None)
+    console = Console(record=True, width=grid.width(1), color_system=None)  # one character a cell
+    console.print(grid)
+    rows = [line[5:] for line in console.export_text().splitlines()[:-1]]  # past the tilt labels
+    marked = [(r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != " "]
     assert len(marked) == 5 and {c for _, c in marked} == {0, 1, 2, 3, 4}
     assert len({r for r, _ in marked}) == 1  # same tilt, one row
 

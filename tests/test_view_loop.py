@@ -6,11 +6,11 @@ import re
 
 from rich.console import Console
 
-from ptzjepa.config_loading import load_config
-from ptzjepa.events import Events
-from ptzjepa.machine import load_machine
-from ptzjepa.status import NodeStatus
-from ptzjepa.view import render
+from ptzjepa.config.loading import load_config
+from ptzjepa.run.machine import load_machine
+from ptzjepa.view.events import Events
+from ptzjepa.view.live import render
+from ptzjepa.view.status import NodeStatus
 
 LOOP = ["capture", "train_world_model", "dream", "train_agent", "navigate"]
 SPARK = "▁▂▃▄▅▆▇█"

@@ -1,7 +1,7 @@
 """The Waggle publisher, with a recording stand-in for pywaggle's Plugin (no Waggle node here)."""
 
-from ptzjepa.events import Events
-from ptzjepa.waggle import WagglePublisher
+from ptzjepa.view.events import Events
+from ptzjepa.view.waggle import WagglePublisher
 
 
 class Recorder:

@@ -32,7 +32,8 @@ class PTZ:
         return f"pan={self.pan:.2f} tilt={self.tilt:.2f} zoom={self.zoom:.2f}"
 
 
-def _check_range(instance: AxisRange, attribute: attrs.Attribute, value: float) -> None:
+def finite(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    """An attrs validator: the field must be a finite number (NaN and infinities would spread)."""
     if not math.isfinite(value):
         raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
 
@@ -41,8 +42,8 @@ def _check_range(instance: AxisRange, attribute: attrs.Attribute, value: float) 
 class AxisRange:
     """The range of one axis. A wrapping axis (pan on most PTZ heads) treats lo and hi as one point."""
 
-    lo: float = attrs.field(validator=_check_range)
-    hi: float = attrs.field(validator=_check_range)
+    lo: float = attrs.field(validator=finite)
+    hi: float = attrs.field(validator=finite)
     wraps: bool = False
 
     def __attrs_post_init__(self) -> None:

@@ -205,24 +205,22 @@ class OnvifCamera(NetworkPTZCamera):
         return from_normalised(x, y, z, self.limits)
 
     def _device_move_to(self, target: PTZ) -> None:
-        s = self._onvif()
-        x, y, z = to_normalised(target, self.limits)
-        position = element("tptz:Position", children=[
-            element("tt:PanTilt", x=_num(x), y=_num(y), space=PAN_TILT_POSITION),
-            element("tt:Zoom", x=_num(z), space=ZOOM_POSITION)])
-        self._call(s.ptz_path, element("tptz:AbsoluteMove", children=[
-            element("tptz:ProfileToken", s.profile), position]), "absolute move",
-            clock_offset_s=s.clock_offset_s)
+        self._move("tptz:AbsoluteMove", "tptz:Position", to_normalised(target, self.limits),
+                   (PAN_TILT_POSITION, ZOOM_POSITION), "absolute move", idempotent=True)
 
     def _device_move_by(self, delta: PTZ) -> None:
+        self._move("tptz:RelativeMove", "tptz:Translation", delta_to_normalised(delta, self.limits),
+                   (PAN_TILT_TRANSLATION, ZOOM_TRANSLATION), "relative move", idempotent=False)
+
+    def _move(self, operation: str, vector: str, xyz: tuple[float, float, float], spaces: tuple[str, str],
+              call: str, *, idempotent: bool) -> None:
+        """An AbsoluteMove or RelativeMove: pan/tilt and zoom in normalised units, in their spaces."""
         s = self._onvif()
-        dx, dy, dz = delta_to_normalised(delta, self.limits)
-        translation = element("tptz:Translation", children=[
-            element("tt:PanTilt", x=_num(dx), y=_num(dy), space=PAN_TILT_TRANSLATION),
-            element("tt:Zoom", x=_num(dz), space=ZOOM_TRANSLATION)])
-        self._call(s.ptz_path, element("tptz:RelativeMove", children=[
-            element("tptz:ProfileToken", s.profile), translation]), "relative move",
-            idempotent=False, clock_offset_s=s.clock_offset_s)
+        x, y, z = xyz
+        where = element(vector, children=[element("tt:PanTilt", x=_num(x), y=_num(y), space=spaces[0]),
+                                          element("tt:Zoom", x=_num(z), space=spaces[1])])
+        self._call(s.ptz_path, element(operation, children=[element("tptz:ProfileToken", s.profile), where]),
+                   call, idempotent=idempotent, clock_offset_s=s.clock_offset_s)
 
     def _device_snapshot(self) -> np.ndarray:
         s = self._onvif()

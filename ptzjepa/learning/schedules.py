@@ -1,7 +1,7 @@
 """Learning-rate, weight-decay and EMA-momentum schedules as pure functions of the update index.
 
-They hold no state (unlike the original's generators, which had to be stepped through from zero
-on resume), so a run resumed at update k just asks for value(k).
+They hold no state (a generator would have to be stepped through from zero on resume), so a run
+resumed at update k just asks for value(k).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def make_schedules(
     ema: tuple[float, float],
     ipe_scale: float = 1.0,
 ) -> Schedules:
-    """Total updates = epochs x iterations_per_epoch x ipe_scale, as in the original."""
+    """Total updates = epochs x iterations_per_epoch x ipe_scale."""
     if iterations_per_epoch < 1:
         raise ValueError(f"iterations_per_epoch: expected >= 1, got {iterations_per_epoch}")
     if epochs < 1:

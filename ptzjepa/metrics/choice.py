@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from ptzjepa.camera.base import PTZ
-from ptzjepa.data import to_tensor
-from ptzjepa.learning.actions import ActionTable
-from ptzjepa.store import Store, StoreError
+from ptzjepa.learning.agent.actions import ActionTable
+from ptzjepa.node.frame_tensors import to_tensor
+from ptzjepa.storage.store import Store, StoreError
 
 CHOICES = "metrics/choice"
 

@@ -17,9 +17,9 @@ from typing import Any
 import attrs
 
 from ptzjepa.camera.base import PTZ, PTZLimits
-from ptzjepa.config import Config
-from ptzjepa.frames import FrameRecord, FrameStore
-from ptzjepa.store import Store, StoreError
+from ptzjepa.config.settings import Config
+from ptzjepa.storage.frames import FrameRecord, FrameStore
+from ptzjepa.storage.store import Store, StoreError
 
 
 @attrs.frozen

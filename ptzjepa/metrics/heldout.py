@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from ptzjepa.camera.base import PTZ, PTZLimits, pan_distance
-from ptzjepa.config import Config
-from ptzjepa.data import to_tensor
-from ptzjepa.frames import FrameRecord
-from ptzjepa.learning.actions import ActionTable
+from ptzjepa.config.settings import Config
+from ptzjepa.learning.agent.actions import ActionTable
+from ptzjepa.node.frame_tensors import to_tensor
+from ptzjepa.storage.frames import FrameRecord
 
 HELDOUT = "metrics/heldout"
 _DAY_S = 86_400.0

@@ -10,18 +10,16 @@ default actions; an agent stuck on one move gets 0). A figure the run has not pr
 
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
 from typing import Any
 
-import torch
-
-from ptzjepa.frames import EMBEDS
 from ptzjepa.metrics.choice import load_choices
 from ptzjepa.metrics.coverage import CellGrid, coverage, frames_taken
 from ptzjepa.metrics.heldout import HELDOUT
-from ptzjepa.store import Store, StoreError
+from ptzjepa.storage.damage import Damaged
+from ptzjepa.storage.embeddings import read_embedding
+from ptzjepa.storage.store import Store, StoreError
 
 # name -> (what it is, whether larger is better); the order of the table and the plots
 METRICS: dict[str, tuple[str, bool]] = {
@@ -89,8 +87,6 @@ def _reward(store: Store, fid: str) -> float | None:
     """The real reward stored with a navigate move's embedding; None without one (storage.track_all
     off, or removed)."""
     try:
-        saved = torch.load(io.BytesIO(store.read_bytes(f"{EMBEDS}/{fid}.pt")), map_location="cpu",
-                           weights_only=True)
-        return float(saved["reward"])
-    except (StoreError, KeyError, RuntimeError, ValueError, EOFError, TypeError):
+        return read_embedding(store, fid).reward
+    except (StoreError, Damaged):
         return None

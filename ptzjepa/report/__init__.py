@@ -18,7 +18,7 @@ from ptzjepa.report import plots_embeddings, plots_learning, plots_metrics, plot
 from ptzjepa.report.figures import Skip, png_bytes
 from ptzjepa.report.gather import ReportError, RunData, gather
 from ptzjepa.report.summary import summary_markdown
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 
 log = logging.getLogger(__name__)
 SUMMARY = "summary.md"

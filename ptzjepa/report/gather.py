@@ -5,7 +5,6 @@ training losses, and any per-cycle metric files. A damaged file is skipped and n
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 import re
@@ -14,13 +13,14 @@ from collections import Counter
 import attrs
 import numpy as np
 
-from ptzjepa.app import CONFIG_SNAPSHOT
-from ptzjepa.checkpoints import AGENTS, INFO
-from ptzjepa.frames import EMBEDS, POSITIONS
 from ptzjepa.logs import redact_url
 from ptzjepa.report.gather_files import read_many
 from ptzjepa.report.stored_metrics import StoredMetrics, read_stored_metrics
-from ptzjepa.store import Store
+from ptzjepa.run.app import CONFIG_SNAPSHOT
+from ptzjepa.storage.checkpoints import AGENTS, INFO
+from ptzjepa.storage.damage import Damaged
+from ptzjepa.storage.frames import POSITIONS
+from ptzjepa.storage.store import Store
 
 _EPOCH_FILE = re.compile(r"^c(\d+)-e(\d+)\.jsonl$")
 
@@ -121,20 +121,20 @@ def _poses(store: Store, notes: list[str]) -> list[Pose]:
 
 def _embeddings(store: Store, notes: list[str]) -> tuple[dict[str, float], list[str], np.ndarray]:
     """Rewards of the navigate moves and their pooled embeddings, from collected_embeds/."""
-    import torch
+    from ptzjepa.storage.embeddings import decode_embedding, embedding_ids, embedding_path
 
     rewards: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
-    names = [f"{EMBEDS}/{n}" for n in store.list(EMBEDS, ".pt")]
-    for name, raw in sorted(read_many(store, names).items()):
-        fid = posixpath.basename(name)[: -len(".pt")]
+    paths = {embedding_path(fid): fid for fid in embedding_ids(store)}
+    for name, raw in sorted(read_many(store, list(paths)).items()):
+        fid = paths[name]
         try:
-            saved = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-            reward = float(saved["reward"])
-            vector = saved["embedding"].float().flatten().numpy()
-        except Exception as exc:  # a torn file raises whatever the unpickler meets
-            notes.append(f"skipped {name}: not a stored embedding ({type(exc).__name__})")
+            record = decode_embedding(raw)
+        except Damaged as exc:
+            notes.append(f"skipped {name}: {exc}")
             continue
+        reward = record.reward
+        vector = record.embedding.float().flatten().numpy()
         if np.isfinite(reward):
             rewards[fid] = reward
         if np.isfinite(vector).all():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 
 
 def read_many(store: Store, names: Iterable[str]) -> dict[str, bytes]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ptzjepa.frames import decode_jpeg
 from ptzjepa.report.figures import REWARD_CMAP, Skip, new_figure, reward_colorbar, reward_norm
 from ptzjepa.report.gather import RunData, read_many
 from ptzjepa.report.projection import TSNE_MIN_POINTS, pca_2d, tsne_2d, tsne_available
-from ptzjepa.store import StoreError
+from ptzjepa.storage.frames import decode_jpeg
+from ptzjepa.storage.store import StoreError
 
 MIN_PROJECTED = 3
 SAMPLES_PER_ROW = 6

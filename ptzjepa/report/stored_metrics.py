@@ -1,4 +1,4 @@
-"""The metrics a run's evaluate and navigate stages store (issue 11's metrics), read as plain files so
+"""The metrics a run's evaluate and navigate stages store (ptzjepa.metrics), read as plain files so
 that a report works on any store, with or without them:
 
     metrics/heldout/c<cycle>.json    the world model's held-out error and collapse monitors
@@ -15,7 +15,7 @@ import re
 import attrs
 
 from ptzjepa.report.gather_files import flatten_numbers, read_many
-from ptzjepa.store import Store
+from ptzjepa.storage.store import Store
 
 HELDOUT = "metrics/heldout"
 COVERAGE = "metrics/coverage"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ptzjepa.node import Node
+    from ptzjepa.node.context import Node
 
 Stage = Callable[["Node"], str]
 

@@ -16,15 +16,15 @@ import time
 
 import torch
 
-from ptzjepa import model_store
-from ptzjepa.damage import Damaged
-from ptzjepa.learning.dqn import DQNTrainer, dreams_to_transitions
-from ptzjepa.learning.dreamer import Dreams
-from ptzjepa.learning.replay import ReplayBuffer
+from ptzjepa.learning.agent.dqn import DQNTrainer, dreams_to_transitions
+from ptzjepa.learning.agent.dreamer import Dreams
+from ptzjepa.learning.agent.replay import ReplayBuffer
 from ptzjepa.learning.schedules import lr_schedule
-from ptzjepa.node import Node
-from ptzjepa.stages.dream import complete_sets, load_set
 from ptzjepa.learning.session import Session
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.stages.dream import complete_sets, load_set
+from ptzjepa.storage.damage import Damaged
 
 STAGE = "train_agent"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from ptzjepa.camera.base import PTZ, CameraError, Frame
-from ptzjepa.frames import Command
-from ptzjepa.node import Node
+from ptzjepa.node.context import Node
+from ptzjepa.storage.frames import Command
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The capture stage: the original's random protocol, resumable after a crash.
+"""The capture stage: random starts and random moves, resumable after a crash.
 
 For each of `iterations` rounds: a random absolute position, then `movements` relative moves, each
 drawn per axis from the configured discrete steps; a frame is grabbed and stored after every move
@@ -12,11 +12,11 @@ import attrs
 import numpy as np
 
 from ptzjepa.camera.base import PTZ, PTZLimits
-from ptzjepa.config import CaptureConfig
-from ptzjepa.frames import Command, frame_id
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.config.settings import CaptureConfig
+from ptzjepa.node.context import Node
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
+from ptzjepa.storage.frames import Command, frame_id
+from ptzjepa.storage.store import StoreError
 
 STAGE = "capture"
 
@@ -87,7 +87,7 @@ def _return_to_last_frame(node: Node, plan: list[Step], done: int) -> None:
     why = "resuming capture: cannot return to the last frame, relative moves go on from here"
     for step in reversed(plan[:done]):
         fid = frame_id(node.cycle, STAGE, step.index)
-        if node.store.exists(f"collected_positions/{fid}.json"):
+        if node.frames.has_record(fid):
             try:
                 record = node.frames.record(fid)
             except StoreError as exc:  # a damaged record: the step before it may still tell

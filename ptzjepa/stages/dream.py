@@ -14,13 +14,14 @@ import io
 import numpy as np
 import torch
 
-from ptzjepa import contributions, model_store
-from ptzjepa.checkpoints import CheckpointError
-from ptzjepa.damage import Damaged, is_damaged_name, is_int, load_reason, move_aside, read_json_checked, require
-from ptzjepa.data import pose_of, to_tensor
-from ptzjepa.learning.dreamer import DreamInterrupted, Dreams, pool_tokens, rollout
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.distributed import contributions
+from ptzjepa.learning.agent.dreamer import DreamInterrupted, Dreams, pool_tokens, rollout
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.node.frame_tensors import pose_of, to_tensor
+from ptzjepa.storage.checkpoints import CheckpointError
+from ptzjepa.storage.damage import Damaged, is_damaged_name, is_int, load_reason, move_aside, read_json_checked, require
+from ptzjepa.storage.store import StoreError
 
 STAGE = "dream"
 DREAMS = "dreams"

@@ -13,12 +13,12 @@ rewrites the same files. This is the evaluation layer: the held-out set needs th
 
 from __future__ import annotations
 
-from ptzjepa import model_store
-from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.metrics import heldout
 from ptzjepa.metrics.coverage import CellGrid, coverage_report, frames_taken
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.storage.checkpoints import CheckpointError
+from ptzjepa.storage.store import StoreError
 
 STAGE = "evaluate"
 COVERAGE = "metrics/coverage"
@@ -50,7 +50,7 @@ def _heldout(node: Node, records) -> dict | None:
     picked = model_store.trained_world_model(node)
     if picked is None:
         return None
-    from ptzjepa.cameras import open_camera
+    from ptzjepa.node.cameras import open_camera
 
     device = node.device()
     world_model, meta = model_store.load_world_model(node, picked[0], device)

@@ -2,7 +2,7 @@
 
 For each of `iterations` rounds the camera starts at a random position; then for `movements`
 steps the world model encodes the current frame, the agent scores the actions, one is taken
-(argmax, or with probability `exploration` a draw from softmax(Q), as the original), the camera
+(argmax, or with probability `exploration` a draw from softmax(Q)), the camera
 moves by it, and the new frame is stored with its position and command. The reward of the move is
 the world model's real prediction error, measured once the new frame is seen; it is stored with
 the new frame's embedding in `collected_embeds/`. Progress is saved per step: a killed run
@@ -17,23 +17,23 @@ moves' (ptzjepa.metrics.choice), stored in `metrics/choice/` and with the move's
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ptzjepa import model_store
-from ptzjepa.checkpoints import CheckpointError
 from ptzjepa.camera.base import PTZ, Frame
-from ptzjepa.data import to_tensor
-from ptzjepa.frames import EMBEDS, Command, frame_id
-from ptzjepa.learning.dreamer import pool_tokens
+from ptzjepa.learning.agent.dreamer import pool_tokens
 from ptzjepa.metrics import choice as choice_metric
-from ptzjepa.node import Node
-from ptzjepa.store import StoreError
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
+from ptzjepa.node.frame_tensors import to_tensor
 from ptzjepa.stages.camera_ops import FailureBudget, execute, move_back
 from ptzjepa.stages.navigate_policy import random_action, sweep_action
+from ptzjepa.storage.checkpoints import CheckpointError
+from ptzjepa.storage.embeddings import EmbeddingRecord, write_embedding
+from ptzjepa.storage.frames import Command, frame_id
+from ptzjepa.storage.store import StoreError
 
 STAGE = "navigate"
 
@@ -153,13 +153,9 @@ def _reward(world_model, choice: dict, frame, device) -> tuple[float, torch.Tens
 def _store_embedding(node: Node, fid: str, tokens: torch.Tensor, ptz: PTZ, action: str, reward: float,
                      choice: dict) -> None:
     pooled = pool_tokens(tokens, node.config.dream.state_pool)[0].to(torch.float16).cpu()
-    buffer = io.BytesIO()
-    record = {"embedding": pooled, "ptz": torch.tensor(ptz.as_tuple()), "action": action,
-              "reward": torch.tensor(reward), "q": choice["q"], "policy": node.config.navigate.policy}
-    if "percentile" in choice:
-        record["choice_percentile"] = choice["percentile"]
-    torch.save(record, buffer)
-    node.store.write_bytes(f"{EMBEDS}/{fid}.pt", buffer.getvalue())
+    write_embedding(node.store, fid, EmbeddingRecord(
+        embedding=pooled, ptz=ptz.as_tuple(), action=action, reward=reward, q=choice["q"],
+        policy=node.config.navigate.policy, choice_percentile=choice.get("percentile")))
 
 
 def _resume_frame(node: Node, done: int, per_round: int):
@@ -169,7 +165,7 @@ def _resume_frame(node: Node, done: int, per_round: int):
         return None
     for step in range(done - 1, done - done % per_round - 1, -1):
         fid = frame_id(node.cycle, STAGE, step)
-        if node.store.exists(f"collected_positions/{fid}.json"):
+        if node.frames.has_record(fid):
             try:
                 record = node.frames.record(fid)
                 image = node.frames.image(record) if record.image else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptzjepa.camera.base import PTZ
-from ptzjepa.learning.actions import ActionTable
+from ptzjepa.learning.agent.actions import ActionTable
 
 
 def random_action(table: ActionTable, rng: np.random.Generator) -> int:
@@ -50,8 +50,7 @@ def sweep_action(table: ActionTable, move: int, at: PTZ, row: int) -> int:
 
 def _bounded(table: ActionTable, axis: int, sign: int, value: float) -> int:
     """The largest move along a clamped axis, turned back where it would pass the limit."""
-    lo, hi = ((table.limits.tilt_lo, table.limits.tilt_hi) if axis == 1 else
-              (table.limits.zoom_lo, table.limits.zoom_hi))
+    lo, hi = table.bounds[axis]
     for direction in (sign, -sign):
         found = largest_move(table, axis, direction)
         if found is not None and lo <= value + float(table.deltas[found, axis]) <= hi:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import random
 import time
 
-from ptzjepa import model_store
-from ptzjepa.locks import LockerUnavailable
-from ptzjepa.node import Node
+from ptzjepa.distributed.locks import LockerUnavailable
+from ptzjepa.node import model_store
+from ptzjepa.node.context import Node
 
 STAGE = "wait_for_lock"
 _FIRST_POLL_S = 0.2

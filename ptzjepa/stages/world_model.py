@@ -27,12 +27,12 @@ import json
 import math
 import time
 
-from ptzjepa import model_store
-from ptzjepa.checkpoints import FenceRefused
-from ptzjepa.locks import LockerUnavailable, fenced
-from ptzjepa.node import PROGRESS_DIR, Node
+from ptzjepa.distributed.locks import LockerUnavailable, fenced
 from ptzjepa.learning.session import Session
-from ptzjepa.training_frames import FrameBank, FrameSampler
+from ptzjepa.node import model_store
+from ptzjepa.node.context import PROGRESS_DIR, Node
+from ptzjepa.node.training_frames import FrameBank, FrameSampler
+from ptzjepa.storage.checkpoints import FenceRefused
 
 STAGE = "train_world_model"
 MIN_FRAMES = 2
@@ -43,7 +43,7 @@ def train_world_model(node: Node) -> str:
 
 
 def pretrain_world_model(node: Node) -> str:
-    """The original's `train` mode: I-JEPA masked prediction within each stored image."""
+    """I-JEPA masked prediction within each stored image (the `train` machine)."""
     return _train(node, mode="masked", stage="pretrain_world_model")
 
 

@@ -1,0 +1,1 @@
+"""Settings: every section as attrs classes, loading profiles and overrides, cross-field checks."""

@@ -1,0 +1,1 @@
+"""Nodes sharing models: leases, the shared store, contributions, model choice, Redis, the swarm."""

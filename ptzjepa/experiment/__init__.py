@@ -1,0 +1,1 @@
+"""`cli.py experiment`: navigation policies x seeds as runs, then compared."""

@@ -1,0 +1,1 @@
+"""The agent: moves, dreams, the Q-network, replay memory and double DQN."""

@@ -1,0 +1,1 @@
+"""The world model: ViT encoders, the JEPA predictor, masks and its update."""

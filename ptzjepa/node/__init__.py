@@ -1,0 +1,1 @@
+"""What a stage gets: the node's context, its camera, its models, its training frames, retention."""

@@ -1,0 +1,1 @@
+"""One run: the app around the machine, the machine itself, the store check, legacy commands."""
