@@ -54,7 +54,7 @@ def _stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
-@pytest.mark.parametrize(("kind", "nodes", "seconds"), [("local", 4, 3.0), ("s3", 8, 4.0)])
+@pytest.mark.parametrize(("kind", "nodes", "seconds"), [("local", 4, 3.0), ("s3", 8, 2.0)])
 def test_nodes_contending_for_two_models_never_hold_one_at_once_and_lose_no_version(kind, nodes, seconds, redis_url,
                                                                                     tmp_path, request):
     """4 nodes on a local folder, and 8 on the S3 server (a shared store under load): every
