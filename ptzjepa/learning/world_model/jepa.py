@@ -26,6 +26,7 @@ from ptzjepa.learning.world_model.vit import Block, ViTSpec, VisionTransformer, 
 
 REWARD_CHANNELS = 2  # 0: surprise (target-encoder gradient size), 1: own prediction error
 POSE_FEATURES = 4
+SOURCES = ("context", "target")  # which encoder made the tokens the predictor is given
 
 
 @dataclass(frozen=True)
@@ -219,10 +220,16 @@ class WorldModel(nn.Module):
             return self.target_tokens(images)
 
     def predict(
-        self, ctx_tokens: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor
+        self, tokens: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor, source: str = "context"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens at pose_to [B, N, D] and reward [B, N, 2], from tokens [B, N, D] at pose_from."""
-        return self.predictor(ctx_tokens, pose_from, pose_to)
+        """Tokens at pose_to [B, N, D] and reward [B, N, 2], from tokens [B, N, D] at pose_from.
+
+        source names the encoder the given tokens came from: "context" (a real view through the
+        context encoder) or "target" (target-encoder tokens, as dreams feed back their own output).
+        """
+        if source not in SOURCES:
+            raise ValueError(f"source: expected one of {list(SOURCES)}, got {source!r}")
+        return self.predictor(tokens, pose_from, pose_to)
 
     @torch.no_grad()
     def ema_update(self, momentum: float) -> None:
